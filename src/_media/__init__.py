@@ -1,0 +1,1 @@
+"""Compiled media core of voicecall; import it only through :mod:`voicecall.media`."""
