@@ -4,7 +4,8 @@
     ├── ConfigError (ValueError)          a config file or value is wrong; message names the key path
     ├── MediaError (ValueError)           audio input the media core cannot take
     ├── MediaCoreUnavailable (ImportError) the compiled media core is not installed
-    ├── CallError                         a call operation failed
+    ├── CallError                         a call operation failed (JSON-RPC -32000 UNAVAILABLE)
+    │   ├── InvalidParamsError (ValueError) a request's parameters are wrong (JSON-RPC -32602)
     │   ├── UnknownCallError (LookupError)
     │   └── CallEndedError
     ├── StoreError (OSError)              the call store cannot be written or read
@@ -19,6 +20,7 @@ __all__ = [
     "CallEndedError",
     "CallError",
     "ConfigError",
+    "InvalidParamsError",
     "MediaCoreUnavailable",
     "MediaError",
     "RpcError",
@@ -48,6 +50,10 @@ class MediaCoreUnavailable(VoicecallError, ImportError):
 
 class CallError(VoicecallError):
     """A call operation failed."""
+
+
+class InvalidParamsError(CallError, ValueError):
+    """A request parameter is missing or malformed; the message names it."""
 
 
 class UnknownCallError(CallError, LookupError):
