@@ -259,3 +259,14 @@ def test_round_trip_property(snapshots: list[tuple[str, dict[str, Any]]]) -> Non
 
         asyncio.run(write_all())
         assert store.load_latest() == expected
+
+
+def test_public_names_are_exported() -> None:
+    """The store package and its reports module export the names other code relies on."""
+    import voicecall.store
+    import voicecall.store.reports as reports
+
+    assert voicecall.store.__all__ == ["CallStore"]
+    expected = ["format_latency", "latency_report", "read_records", "status_from_store", "tail"]
+    assert sorted(reports.__all__) == expected
+    assert all(callable(getattr(reports, name)) for name in expected)
