@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ class CallStore:
         self._path = Path(path)
         self._fsync = fsync
         self._lock = asyncio.Lock()
+        # A cancelled append releases the asyncio lock while its thread still writes; this
+        # keeps that write and the next one from overlapping.
+        self._write_lock = threading.Lock()
         self._last_error: str | None = None
         try:
             self._ensure_dir()
@@ -92,6 +96,10 @@ class CallStore:
             directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
 
     def _write_line(self, line: bytes) -> None:
+        with self._write_lock:
+            self._write_line_locked(line)
+
+    def _write_line_locked(self, line: bytes) -> None:
         self._ensure_dir()
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(self._path, flags, _FILE_MODE)
