@@ -89,3 +89,15 @@ def test_bad_runner_specs_are_config_errors(spec: str, message: str) -> None:
     """Unloadable runner settings fail as configuration errors naming agent.runner."""
     with pytest.raises(ConfigError, match=message):
         load_runner(_config(runner=spec), {})
+
+
+def test_real_config_model_selects_the_chat_runner() -> None:
+    """A validated config with an OpenAI key and base URL builds the chat runner from them."""
+    from voicecall.config.models import VoicecallConfig
+
+    config = VoicecallConfig.model_validate(
+        {"agent": {"providers": {"openai": {"apiKey": "k", "baseUrl": "http://127.0.0.1:1/v1"}}}}
+    )
+    runner = load_runner(config, {})
+    assert isinstance(runner, ChatCompletionsRunner)
+    assert runner.settings.providers["openai"].base_url == "http://127.0.0.1:1/v1"

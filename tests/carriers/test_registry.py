@@ -60,3 +60,17 @@ def test_registered_class_must_be_a_carrier(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(CARRIERS, "odd", CarrierEntry("voicecall.errors", "ConfigError"))
     with pytest.raises(ConfigError, match="not a Carrier"):
         load_carrier_class("odd")
+
+
+def test_real_config_model_feeds_mock_settings() -> None:
+    """The validated config's `mock` section reaches the mock carrier unchanged."""
+    from voicecall.config.models import VoicecallConfig
+
+    config = VoicecallConfig.model_validate(
+        {"mock": {"ringMs": 7, "outcomesByNumberSuffix": {"0486": "busy"}, "script": ["a"]}}
+    )
+    carrier = create_carrier(config)
+    assert isinstance(carrier, MockCarrier)
+    assert carrier.settings.ring_ms == 7
+    assert carrier.settings.outcome_for("+15550000486") == "busy"
+    assert carrier.settings.script == ("a",)
