@@ -8,6 +8,7 @@ from typing import Any
 
 __all__ = [
     "CancelTimer",
+    "CarrierCommand",
     "CheckCallStatus",
     "Command",
     "HangUp",
@@ -152,13 +153,13 @@ class RejectWaiter:
 
 @dataclass(frozen=True, slots=True)
 class RunAutoResponse:
-    """Ask the agent for a reply to the caller; report it back with ``reply_id``."""
+    """Ask the agent for a reply; ``opening_lines``: bot lines before the first caller turn."""
 
     call_id: str
     reply_id: str
     message: str
     caller_said_at_ms: int
-    context_lines: tuple[str, ...] = field(default=())
+    opening_lines: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,4 +185,8 @@ Command = (
     | RejectWaiter
     | RunAutoResponse
     | LogMessage
+)
+
+CarrierCommand = (
+    PlaceCall | HangUp | PlayTts | StartListening | StopListening | SendDtmf | CheckCallStatus
 )

@@ -48,7 +48,6 @@ DTMF_COLLECT_MS = 1500
 REAPER_INTERVAL_MS = 30_000
 NOTIFY_FALLBACK_GREETING = "Hello! How can I help you today?"
 MAX_DTMF_RECEIVED_CHARS = 256
-MAX_OPENING_CONTEXT_CHARS = 1934
 MAX_ENDED_REMEMBERED = 1000
 REAPER_CALL_ID = ""
 
@@ -537,19 +536,17 @@ class CallManager:
         record = live.record
         reply_id = self._new_id()
         live.reply_id = reply_id
-        message = text
         user_lines = [e for e in record.transcript if e.speaker == "user"]
+        opening: tuple[str, ...] = ()
         if len(user_lines) <= 1:
-            bot_lines = [e.text for e in record.transcript if e.speaker == "bot"]
-            context = "\n".join(bot_lines)[-MAX_OPENING_CONTEXT_CHARS:]
-            if context:
-                message = (
-                    f"[Audible call-opening context]\n{context}\n"
-                    f"[End audible call-opening context]\nCurrent caller message:\n{text}"
-                )
+            opening = tuple(e.text for e in record.transcript if e.speaker == "bot")
         return [
             cmd.RunAutoResponse(
-                call_id=record.call_id, reply_id=reply_id, message=message, caller_said_at_ms=now_ms
+                call_id=record.call_id,
+                reply_id=reply_id,
+                message=text,
+                caller_said_at_ms=now_ms,
+                opening_lines=opening,
             )
         ]
 

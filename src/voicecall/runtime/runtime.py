@@ -1,0 +1,410 @@
+"""The async pump around the sans-IO CallManager: runs its commands on carrier and store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from voicecall.agent import AgentRunner
+from voicecall.calls import commands as cmd
+from voicecall.calls.admission import OutboundRequest
+from voicecall.calls.commands import CarrierCommand, Command, TimerKind
+from voicecall.calls.events import event_from_dict
+from voicecall.calls.manager import CallManager
+from voicecall.calls.record import CallRecord
+from voicecall.carriers.base import Carrier
+from voicecall.errors import CallEndedError, CallError, InvalidParamsError, UnknownCallError
+from voicecall.runtime.responder import build_run_request, generate_reply
+from voicecall.runtime.timers import TimerTable
+
+__all__ = ["CallRuntime"]
+
+log = logging.getLogger("voicecall.runtime")
+
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+class _PersistAborted(CallError):
+    """The critical first write of a call failed; nothing was dialled."""
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _webhook_url_configured(config: Any) -> bool:
+    if config.provider == "mock":
+        return True
+    return bool(
+        config.public_url or config.tunnel.provider != "none" or config.tailscale.mode != "off"
+    )
+
+
+def _is_gone(exc: BaseException) -> bool:
+    """Whether a hangup failure means the call no longer exists (HTTP 404 or equivalent)."""
+    if isinstance(exc, UnknownCallError | LookupError):
+        return True
+    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+    return status == 404 or "404" in str(exc)
+
+
+class CallRuntime:
+    """Runs calls: feeds events, requests and timer expiries to the manager; runs its commands."""
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        carrier: Carrier,
+        store: Any,
+        runner: AgentRunner | None = None,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self._config = config
+        self._carrier = carrier
+        self._store = store
+        self._runner = runner
+        self._clock_ms = clock_ms or _wall_clock_ms
+        self._manager = CallManager(
+            config,
+            webhook_url_configured=_webhook_url_configured(config),
+            supports_pre_connect_dtmf=bool(getattr(carrier, "supports_pre_connect_dtmf", False)),
+        )
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: TimerTable | None = None
+        self._store_error: str | None = None
+        self._started = False
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect the carrier, restore calls of the previous run and arm the global timers."""
+        loop = asyncio.get_running_loop()
+        self._timers = TimerTable(loop, self._clock_ms, self._timer_fired)
+        self._carrier.set_event_sink(self._on_carrier_event)
+        await self._carrier.start()
+        snapshots = list(self._store.load_latest().values())
+        now_ms = self._clock_ms()
+        commands = self._manager.restore(snapshots, now_ms=now_ms)
+        commands += self._manager.start(now_ms=now_ms)
+        self._started = True
+        await self._execute(commands)
+
+    async def stop(self) -> None:
+        """Reject waiters, stop timers and carrier work; calls stay up for the next start."""
+        await self._execute(self._manager.stop())
+        if self._timers is not None:
+            self._timers.cancel_all()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for future in self._waiters.values():
+            if not future.done():
+                future.set_exception(CallError("voicecall runtime stopped"))
+        self._started = False
+        await self._carrier.aclose()
+
+    # ---- properties --------------------------------------------------------------------------
+
+    @property
+    def active_call_count(self) -> int:
+        """Calls not yet in a terminal state."""
+        return self._manager.active_call_count
+
+    @property
+    def has_pending_work(self) -> bool:
+        """Whether calls are live or carrier/agent work is outstanding."""
+        return self._manager.has_pending_work or bool(self._tasks)
+
+    @property
+    def store_error(self) -> str | None:
+        """The last store write failure during a call, cleared by the next successful write."""
+        return self._store_error
+
+    @property
+    def manager(self) -> CallManager:
+        """The sans-IO manager this runtime pumps (read-only use)."""
+        return self._manager
+
+    def get_record(self, call_id: str) -> CallRecord | None:
+        """The current record of a call, live or recently ended."""
+        return self._manager.get_record(call_id)
+
+    def status(self, call_id: str | None = None, sid: str | None = None) -> dict[str, Any]:
+        """The §10.3 status payload (plus ``storeError`` while the store is failing)."""
+        payload = self._manager.status(call_id, sid)
+        if self._store_error is not None:
+            payload["storeError"] = self._store_error
+        return payload
+
+    # ---- operations --------------------------------------------------------------------------
+
+    async def initiate(
+        self,
+        *,
+        to: str | None = None,
+        message: str | None = None,
+        mode: str | None = None,
+        dtmf_sequence: str | None = None,
+        from_number: str | None = None,
+        agent_id: str | None = None,
+        session_key: str | None = None,
+        requester_session_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Admit, persist and dial an outbound call; ``{"callId", "initiated": True}``."""
+        request = OutboundRequest(
+            to=to,
+            message=message,
+            mode=mode,
+            dtmf_sequence=dtmf_sequence,
+            from_number=from_number,
+            agent_id=agent_id,
+            session_key=session_key,
+            requester_session_key=requester_session_key,
+        )
+        waiter_id, future = self._new_waiter()
+        try:
+            call_id, commands = self._manager.initiate(
+                request, waiter_id=waiter_id, now_ms=self._clock_ms()
+            )
+            async with self._lock(call_id):
+                try:
+                    await self._execute(commands)
+                except _PersistAborted:
+                    self._manager.abort_initiate(call_id)
+                    raise
+            return await future
+        finally:
+            self._waiters.pop(waiter_id, None)
+
+    async def continue_call(self, call_id: str, message: str) -> dict[str, Any]:
+        """Speak, then wait for the caller's answer: ``{"success": True, "transcript"}``."""
+        _require_text(message, "message")
+        return await self._operate(
+            call_id,
+            lambda waiter, now: self._manager.continue_call(
+                call_id, message, waiter_id=waiter, now_ms=now
+            ),
+        )
+
+    async def speak(self, call_id: str, message: str) -> dict[str, Any]:
+        """Speak ``message`` on the call and return once it has played."""
+        _require_text(message, "message")
+        return await self._operate(
+            call_id,
+            lambda waiter, now: self._manager.speak(call_id, message, waiter_id=waiter, now_ms=now),
+        )
+
+    async def send_dtmf(self, call_id: str, digits: str) -> dict[str, Any]:
+        """Send DTMF digits on the call."""
+        _require_text(digits, "digits")
+        return await self._operate(
+            call_id,
+            lambda waiter, now: self._manager.send_dtmf(
+                call_id, digits, waiter_id=waiter, now_ms=now
+            ),
+        )
+
+    async def end_call(self, call_id: str) -> dict[str, Any]:
+        """Hang up the call (idempotent)."""
+        return await self._operate(
+            call_id,
+            lambda waiter, now: self._manager.end_call(call_id, waiter_id=waiter, now_ms=now),
+        )
+
+    async def handle_events(self, events: list[dict[str, Any]]) -> None:
+        """Process normalized-event dicts in order (a malformed one raises InvalidParamsError)."""
+        for raw in events:
+            event = event_from_dict(raw)
+            key = self._event_lock_key(event.call_id, event.provider_call_id)
+            async with self._lock(key):
+                await self._execute(self._manager.handle_event(event, now_ms=self._clock_ms()))
+            self._drop_lock_if_ended(key)
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    async def _on_carrier_event(self, raw: dict[str, Any]) -> None:
+        try:
+            await self.handle_events([raw])
+        except InvalidParamsError as exc:
+            log.warning("dropping malformed carrier event: %s", exc)
+
+    def _event_lock_key(self, call_id: str | None, provider_call_id: str | None) -> str:
+        if call_id and self._manager.get_record(call_id) is not None:
+            return call_id
+        if provider_call_id:
+            record = self._manager.find_by_provider_id(provider_call_id)
+            return record.call_id if record else f"provider:{provider_call_id}"
+        return call_id or ""
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def _drop_lock_if_ended(self, key: str) -> None:
+        lock = self._locks.get(key)
+        record = self._manager.get_record(key)
+        if lock is not None and not lock.locked() and (record is None or record.ended_at_ms):
+            del self._locks[key]
+
+    def _new_waiter(self) -> tuple[str, asyncio.Future[dict[str, Any]]]:
+        waiter_id = str(uuid.uuid4())
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[waiter_id] = future
+        return waiter_id, future
+
+    async def _operate(
+        self, call_id: str, start: Callable[[str, int], list[Command]]
+    ) -> dict[str, Any]:
+        waiter_id, future = self._new_waiter()
+        try:
+            async with self._lock(call_id):
+                await self._execute(start(waiter_id, self._clock_ms()))
+            return await future
+        finally:
+            self._waiters.pop(waiter_id, None)
+
+    async def _step(self, call_id: str, produce: Callable[[int], list[Command]]) -> None:
+        async with self._lock(call_id):
+            await self._execute(produce(self._clock_ms()))
+        self._drop_lock_if_ended(call_id)
+
+    async def _execute(self, commands: Iterable[Command]) -> None:
+        for command in commands:
+            if isinstance(command, cmd.PersistRecord):
+                await self._persist(command)
+            elif isinstance(command, cmd.StartTimer):
+                if self._timers is not None:
+                    self._timers.arm(command.call_id, command.kind, command.due_ms)
+            elif isinstance(command, cmd.CancelTimer):
+                if self._timers is not None:
+                    self._timers.cancel(command.call_id, command.kind)
+            elif isinstance(command, cmd.ResolveWaiter):
+                self._settle(command.waiter_id, result=command.result)
+            elif isinstance(command, cmd.RejectWaiter):
+                error_class = CallEndedError if command.error_kind == "ended" else CallError
+                self._settle(command.waiter_id, error=error_class(command.message))
+            elif isinstance(command, cmd.LogMessage):
+                log.log(_LOG_LEVELS.get(command.level, logging.INFO), "%s", command.message)
+            elif isinstance(command, cmd.RunAutoResponse):
+                self._spawn(self._auto_respond(command))
+            else:
+                self._spawn(self._carrier_op(command))
+
+    async def _persist(self, command: cmd.PersistRecord) -> None:
+        try:
+            await self._store.append(command.snapshot)
+        except OSError as exc:
+            if command.critical:
+                raise _PersistAborted(f"could not persist call record: {exc}") from exc
+            self._store_error = str(exc)
+            log.error("call %s: store write failed, call continues: %s", command.call_id, exc)
+        else:
+            self._store_error = None
+
+    def _settle(
+        self,
+        waiter_id: str,
+        *,
+        result: dict[str, Any] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        future = self._waiters.get(waiter_id)
+        if future is None or future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result or {})
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _timer_fired(self, call_id: str, kind: TimerKind) -> None:
+        self._spawn(
+            self._step(call_id, lambda now: self._manager.timer_expired(call_id, kind, now_ms=now))
+        )
+
+    async def _carrier_op(self, command: CarrierCommand) -> None:
+        carrier = self._carrier
+        outcome: dict[str, Any] = {}
+        try:
+            if isinstance(command, cmd.PlaceCall):
+                outcome["provider_call_id"] = await carrier.initiate_call(
+                    call_id=command.call_id,
+                    from_number=command.from_number,
+                    to_number=command.to_number,
+                    mode=command.mode,
+                    message=command.message,
+                    dtmf_sequence=command.dtmf_sequence,
+                )
+            elif isinstance(command, cmd.HangUp):
+                await carrier.hangup_call(command.provider_call_id)
+            elif isinstance(command, cmd.PlayTts):
+                await carrier.play_tts(command.provider_call_id, command.text)
+            elif isinstance(command, cmd.StartListening):
+                await carrier.start_listening(command.provider_call_id, command.turn_token)
+            elif isinstance(command, cmd.StopListening):
+                await carrier.stop_listening(command.provider_call_id)
+            elif isinstance(command, cmd.SendDtmf):
+                await carrier.send_dtmf(command.provider_call_id, command.digits)
+            else:
+                status = await carrier.get_call_status(command.provider_call_id)
+                outcome["terminal"] = status.terminal
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            outcome["error"] = str(exc) or type(exc).__name__
+            outcome["gone"] = isinstance(command, cmd.HangUp) and _is_gone(exc)
+        op_id: str = command.op_id
+        await self._step(
+            command.call_id,
+            lambda now: self._manager.carrier_result(op_id, now_ms=now, **outcome),
+        )
+
+    async def _auto_respond(self, command: cmd.RunAutoResponse) -> None:
+        record = self._manager.get_record(command.call_id)
+        spoken, error = "", None
+        if record is None:
+            return
+        if self._runner is None:
+            error = "no agent runner configured"
+        else:
+            request = build_run_request(self._config, record, command, now_ms=self._clock_ms())
+            try:
+                spoken = await generate_reply(self._runner, request)
+            except asyncio.CancelledError:
+                raise
+            except TimeoutError:
+                error = f"timed out after {request.timeout_ms} ms"
+            except Exception as exc:
+                error = str(exc) or type(exc).__name__
+        await self._step(
+            command.call_id,
+            lambda now: self._manager.auto_reply_ready(
+                command.call_id, command.reply_id, spoken, now_ms=now, error=error
+            ),
+        )
+
+    async def wait_idle(self) -> None:
+        """Wait until no carrier or agent task is outstanding (tests and orderly shutdown)."""
+        while self._tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _require_text(value: object, name: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidParamsError(f"{name} is required")
