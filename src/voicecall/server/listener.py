@@ -34,16 +34,23 @@ class Listener:
     @property
     def running(self) -> bool:
         """Whether the socket is bound."""
-        return self._runner is not None
+        return self._runner is not None and self.port != 0
 
     def url(self, path: str = "") -> str:
         """``http://host:port`` plus ``path``."""
         return f"http://{http_host(self.bind)}:{self.port}{path}"
 
-    async def start(self) -> None:
-        """Bind the socket; a busy port raises ConfigError with ``in_use_message``."""
+    async def start(self, *, bind: bool = True) -> None:
+        """Set the app up (startup, cleanup_ctx), then bind unless ``bind`` is false.
+
+        A busy port raises ConfigError with ``in_use_message``.
+        """
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()
+        if not bind:
+            self._runner = runner
+            self.port = 0
+            return
         site = web.TCPSite(runner, self.bind, self.requested_port, reuse_address=True)
         try:
             await site.start()

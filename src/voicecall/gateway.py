@@ -1,0 +1,360 @@
+"""The Gateway: one object that composes config, store, carrier, agent, runtime and listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from voicecall.config import VoicecallConfig
+from voicecall.errors import CallError, ConfigError
+from voicecall.server.control import ControlState, build_control_app
+from voicecall.server.listener import Listener
+from voicecall.server.metered_store import MeteredStore
+from voicecall.server.methods import RpcMethods
+from voicecall.server.metrics import GatewayMetrics
+from voicecall.server.ports import GatewayRuntime
+from voicecall.server.webhook import WebhookState, build_webhook_app
+
+__all__ = [
+    "DISABLED_TEXT",
+    "HTTP_SESSION",
+    "STOPPING_TEXT",
+    "Gateway",
+    "RuntimeFactory",
+    "is_loopback",
+]
+
+log = logging.getLogger(__name__)
+
+DISABLED_TEXT = "voice calls are disabled"
+STOPPING_TEXT = "voicecall runtime is stopping"
+SETUP_INCOMPLETE_PREFIX = "voice call runtime not started: setup incomplete: "
+
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+
+RuntimeFactory = Callable[..., GatewayRuntime]
+"""``factory(config, *, carrier, store, runner) -> runtime`` (CallRuntime's signature)."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts local connections."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _default_runtime_factory(config: VoicecallConfig, **parts: Any) -> GatewayRuntime:
+    from voicecall.runtime import CallRuntime
+
+    runtime: GatewayRuntime = CallRuntime(config, **parts)
+    return runtime
+
+
+def _setup_problems(config: VoicecallConfig) -> list[str]:
+    from voicecall.config import validate_setup
+
+    return list(validate_setup(config))
+
+
+class Gateway:
+    """Runs voicecall inside any asyncio loop: ``await gw.start()`` … ``await gw.stop()``.
+
+    With ``control=False`` no control listener is bound; callers use ``gw.call(method, params)``
+    directly (the CLI's standalone mode). ``webhook=False`` skips the carrier listener, for hosts
+    that mount ``gw.webhook_app`` into their own server.
+    """
+
+    def __init__(
+        self,
+        config: Any = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        runner: Any = None,
+        runtime_factory: RuntimeFactory | None = None,
+        control: bool = True,
+        webhook: bool = True,
+        enabled: bool | None = None,
+        config_path: Path | None = None,
+    ) -> None:
+        loaded_config = getattr(config, "config", None)
+        if isinstance(loaded_config, VoicecallConfig):
+            self.config = loaded_config
+            self.enabled = bool(getattr(config, "enabled", True)) if enabled is None else enabled
+            self.warnings: list[str] = list(getattr(config, "warnings", []))
+            self.config_path = config_path or getattr(config, "path", None)
+        else:
+            self.config = config if isinstance(config, VoicecallConfig) else VoicecallConfig()
+            self.enabled = self.config.enabled if enabled is None else enabled
+            self.warnings = []
+            self.config_path = config_path
+        self.env: Mapping[str, str] = dict(os.environ if env is None else env)
+        self.metrics = GatewayMetrics()
+        self.methods = RpcMethods(self._runtime_source, continue_budget_ms=self._continue_budget_ms)
+        self._runner_override = runner
+        self._runtime_factory = runtime_factory or _default_runtime_factory
+        self._with_control = control
+        self._with_webhook = webhook
+        self._control_state = ControlState(
+            token=self.config.rpc.token,
+            methods=self.methods,
+            health=self.health,
+            metrics=self.metrics,
+        )
+        self.control_app = self._build_control_app()
+        self._control: Listener | None = None
+        self._webhook: Listener | None = None
+        self.webhook_app: web.Application | None = None
+        self.runtime: GatewayRuntime | None = None
+        self.store: Any = None
+        self.unavailable: str | None = None
+        self._carrier: Any = None
+        self._started_at_s = 0.0
+        self._stopping = False
+        self._started = False
+        self._lock = asyncio.Lock()
+
+    # -- addresses -----------------------------------------------------------------------------
+
+    @property
+    def rpc_url(self) -> str | None:
+        """``http://host:port/rpc`` of the control listener once bound."""
+        return self._control.url("/rpc") if self._control and self._control.running else None
+
+    @property
+    def control_url(self) -> str | None:
+        """``http://host:port`` of the control listener once bound."""
+        return self._control.url() if self._control and self._control.running else None
+
+    @property
+    def webhook_url(self) -> str | None:
+        """The local webhook URL once the carrier listener is bound."""
+        if self._webhook is None or not self._webhook.running:
+            return None
+        return self._webhook.url(self.config.serve.path)
+
+    @property
+    def http_session(self) -> aiohttp.ClientSession | None:
+        """The one shared outbound HTTP session (lives from start to stop)."""
+        return self.control_app.get(HTTP_SESSION)
+
+    @property
+    def has_pending_work(self) -> bool:
+        """A call placed here or a continue wait is still in progress."""
+        runtime = self.runtime
+        busy = bool(runtime is not None and runtime.has_pending_work)
+        return busy or self.methods.operations.pending > 0
+
+    # -- state for the control routes ----------------------------------------------------------
+
+    def _runtime_source(self) -> GatewayRuntime:
+        if self._stopping:
+            raise CallError(STOPPING_TEXT)
+        if self.unavailable is not None:
+            raise CallError(self.unavailable)
+        if self.runtime is None:
+            raise CallError("voicecall runtime is not running")
+        return self.runtime
+
+    def _continue_budget_ms(self) -> int:
+        return self.config.transcript_timeout_ms + self.config.tts.timeout_ms + 30_000
+
+    def store_error(self) -> str | None:
+        """The store's last write error, or None when it is healthy."""
+        store = self.store
+        if store is None:
+            return None
+        if getattr(store, "healthy", True):
+            return None
+        return str(getattr(store, "last_error", None) or "store unavailable")
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The /healthz status and body (SPEC §11.3)."""
+        try:
+            runtime = self._runtime_source()
+        except CallError as exc:
+            return 503, {"ok": False, "error": str(exc)}
+        store_error = getattr(runtime, "store_error", None) or self.store_error()
+        body: dict[str, Any] = {
+            "ok": store_error is None,
+            "provider": self.config.provider,
+            "activeCalls": runtime.active_call_count,
+            "publicUrl": getattr(runtime, "public_url", None) or self.config.public_url,
+            "uptimeSec": int(time.monotonic() - self._started_at_s),
+            "store": "ok" if store_error is None else store_error,
+        }
+        if store_error is not None:
+            body["error"] = f"store: {store_error}"
+            return 503, body
+        return 200, body
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Run one RPC method in-process (what ``POST /rpc`` does, minus HTTP)."""
+        return await self.methods.call(method, params or {})
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def _http_session_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            app[HTTP_SESSION] = session
+            yield
+
+    def _build_control_app(self) -> web.Application:
+        # aiohttp apps cannot start twice, so every start() gets a fresh one.
+        app = build_control_app(self._control_state)
+        app.cleanup_ctx.append(self._http_session_ctx)
+        return app
+
+    def _check_control_bind(self) -> None:
+        rpc = self.config.rpc
+        if self._with_control and not is_loopback(rpc.bind) and not rpc.token:
+            raise ConfigError("rpc.token is required when rpc.bind is not a loopback address")
+
+    async def start(self) -> None:
+        """Bind the control listener, then start the runtime (unless disabled or incomplete)."""
+        async with self._lock:
+            if self._started:
+                return
+            self._check_control_bind()
+            self._stopping = False
+            self._started_at_s = time.monotonic()
+            for warning in self.warnings:
+                log.warning("%s", warning)
+            # The control app is always set up (its cleanup_ctx owns the shared HTTP
+            # session); its socket is bound only when this gateway serves RPC.
+            rpc = self.config.rpc
+            if self.control_app.frozen:
+                self.control_app = self._build_control_app()
+            self._control = Listener(
+                self.control_app,
+                bind=rpc.bind,
+                port=rpc.port,
+                in_use_message=(
+                    "rpc port {port} is already in use; a running gateway "
+                    "(voicecall serve) probably owns it"
+                ),
+            )
+            await self._control.start(bind=self._with_control)
+            try:
+                await self._start_runtime()
+            except BaseException:
+                await self._stop_listeners()
+                raise
+            self._started = True
+
+    async def _start_runtime(self) -> None:
+        self.unavailable = None
+        if not self.enabled:
+            self.unavailable = DISABLED_TEXT
+            log.info("voice calls are disabled; only the control listener runs")
+            return
+        problems = _setup_problems(self.config)
+        if problems:
+            self.unavailable = SETUP_INCOMPLETE_PREFIX + "; ".join(problems)
+            log.error("%s", self.unavailable)
+            return
+        from voicecall.carriers import create_carrier
+        from voicecall.store import CallStore
+
+        store_dir = self.config.store_dir(self.env)
+        self.store = MeteredStore(CallStore(store_dir / "calls.jsonl"), self.metrics)
+        self._carrier = create_carrier(self.config)
+        runner = self._runner_override
+        if runner is None:
+            from voicecall.agent import load_runner
+
+            runner = load_runner(self.config, self.env, session=self.http_session)
+        runtime = self._runtime_factory(
+            self.config, carrier=self._carrier, store=self.store, runner=runner
+        )
+        self.metrics.bind_runtime(self.config.provider, lambda: runtime.active_call_count)
+        if self._with_webhook:
+            state = WebhookState(
+                path=self.config.serve.path,
+                provider=self.config.provider,
+                handle_events=runtime.handle_events,
+                metrics=self.metrics,
+            )
+            self.webhook_app = build_webhook_app(state)
+            serve = self.config.serve
+            self._webhook = Listener(
+                self.webhook_app,
+                bind=serve.bind,
+                port=serve.port,
+                in_use_message=(
+                    "webhook port {port} is already in use; a running gateway "
+                    "(voicecall serve) probably owns it"
+                ),
+            )
+            await self._webhook.start()
+        try:
+            await runtime.start()
+        except BaseException:
+            if self._webhook is not None:
+                await self._webhook.stop()
+                self._webhook = None
+            await self._carrier.aclose()
+            raise
+        self.runtime = runtime
+
+    async def _stop_runtime(self) -> None:
+        webhook, self._webhook = self._webhook, None
+        if webhook is not None:
+            await webhook.stop()
+        runtime, self.runtime = self.runtime, None
+        carrier, self._carrier = self._carrier, None
+        if runtime is not None:
+            await runtime.stop()  # the runtime closes its carrier
+        elif carrier is not None:
+            await carrier.aclose()
+        self.metrics.bind_runtime(self.config.provider, None)
+
+    async def _stop_listeners(self) -> None:
+        await self._stop_runtime()
+        control, self._control = self._control, None
+        if control is not None:
+            await control.stop()
+
+    async def stop(self) -> None:
+        """Drain per SPEC §2.9: refuse new work, stop the runtime, flush, close listeners."""
+        async with self._lock:
+            if not self._started:
+                return
+            self._stopping = True
+            try:
+                await self._stop_runtime()
+                await self.methods.operations.aclose()
+                await self._stop_listeners()
+            finally:
+                self._started = False
+
+    async def reload(self, loaded: Any) -> None:
+        """Stop the old runtime fully, then start one from ``loaded`` (SIGHUP, SPEC §1.1)."""
+        async with self._lock:
+            self._stopping = True
+            try:
+                await self._stop_runtime()
+            finally:
+                self._stopping = False
+            self.config = loaded.config
+            self.enabled = bool(loaded.enabled)
+            self._control_state.token = self.config.rpc.token
+            await self._start_runtime()
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
