@@ -186,7 +186,7 @@ async def test_non_loopback_rpc_without_token_refuses_to_start(tmp_path) -> None
     """rpc.bind 0.0.0.0 without rpc.token is a clear error."""
     config = make_config(tmp_path)
     config.rpc.bind = "0.0.0.0"
-    with pytest.raises(ConfigError, match="rpc.token is required"):
+    with pytest.raises(ConfigError, match=r"rpc\.token is required"):
         await Gateway(config, env={}).start()
 
 
