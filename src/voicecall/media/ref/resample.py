@@ -22,9 +22,13 @@ def _f32(v: float) -> float:
     return float(_F32.unpack(_F32.pack(v))[0])
 
 
-def _round16(v: float) -> int:
-    r = math.floor(v + 0.5)
-    return 32767 if r > 32767 else -32768 if r < -32768 else int(r)
+def _round16(f: float) -> int:
+    v = _f32(f + 0.5)
+    if v >= 32767.0:
+        return 32767
+    if v <= -32768.0:
+        return -32768
+    return math.floor(v)
 
 
 class Resampler:
@@ -38,6 +42,7 @@ class Resampler:
         f = design_resampler_filter(src_rate_hz, dst_rate_hz)
         self._up, self._down, self._taps, self._delay = f.up, f.down, f.taps, f.delay
         self._coefs = list(f.coefs)
+        self._down_order = sorted(range(f.taps), key=lambda j: (j % f.down, j))
         self.reset()
 
     def reset(self) -> None:
@@ -51,6 +56,18 @@ class Resampler:
         c = self._coefs[p * taps : (p + 1) * taps]
         start = n  # x index n - (taps-1) is list index n, given the zero prefix
         x = self._x
+        if self._down == 1 and self._up > 1:
+            # integer upsampling: the taps of each output are summed one after another
+            total = 0.0
+            for j in range(taps):
+                total = _f32(total + _f32(c[j] * x[start + j]))
+            return total
+        if self._up == 1 and self._down > 1:
+            # integer downsampling: summed one after another, ordered by (j mod M, j)
+            total = 0.0
+            for j in self._down_order:
+                total = _f32(total + _f32(c[j] * x[start + j]))
+            return total
         acc = [0.0] * LANES
         for j in range(taps):
             lane = j % LANES
