@@ -5,6 +5,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 cdef extern from "g711.h" nogil:
     void vc_g711_init()
+    int vc_g711_simd(int enable)
     void vc_ulaw_decode(const uint8_t *src, size_t n, uint8_t *dst)
     void vc_alaw_decode(const uint8_t *src, size_t n, uint8_t *dst)
     void vc_ulaw_encode(const uint8_t *src, size_t nsamples, uint8_t *dst)

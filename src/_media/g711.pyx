@@ -109,3 +109,8 @@ def pcm16_to_ulaw_into(data, out):
 def pcm16_to_alaw_into(data, out):
     """Encode into a writable buffer of at least len(data)//2 bytes; returns bytes written."""
     return _into(data, out, vc_alaw_encode, True)
+
+
+def simd_kernels(enable=None):
+    """Whether the AVX2 kernels are in use; ``enable=False`` forces the table loops (for tests)."""
+    return bool(vc_g711_simd(-1 if enable is None else int(bool(enable))))

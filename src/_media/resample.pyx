@@ -43,9 +43,6 @@ cdef extern from "b64.h" nogil:
     int64_t vc_b64_encoded_len(int64_t n)
     void vc_b64_encode(const uint8_t *src, int64_t n, uint8_t *dst)
 
-cdef extern from "g711.h" nogil:
-    int16_t vc_alaw_dec[256]
-    uint8_t vc_alaw_enc1(int16_t s)
 
 cdef extern from *:
     """
@@ -193,17 +190,14 @@ cdef class _ResamplerBase:
         return 0
 
     cdef int _push_law(self, const uint8_t *codes, int64_t n, bint alaw) except -1:
-        cdef int16_t *tmp = <int16_t *>self._scratch(2 * n + 2)
-        cdef int64_t i
+        cdef uint8_t *tmp = self._scratch(2 * n + 2)
         cdef int rc
         with nogil:
             if alaw:
-                for i in range(n):
-                    tmp[i] = vc_alaw_dec[codes[i]]
+                vc_alaw_decode(codes, n, tmp)
             else:
-                for i in range(n):
-                    tmp[i] = vc_ulaw_dec[codes[i]]
-            rc = vc_rs_push_i16(&self.rs, tmp, n)
+                vc_ulaw_decode(codes, n, tmp)
+            rc = vc_rs_push_pcm16(&self.rs, tmp, n)
         if rc != 0:
             raise MemoryError()
         return 0
@@ -353,12 +347,11 @@ cdef class FrameEncoder(_ResamplerBase):
             # the scratch buffer holds pcm; the codes go into its tail
             codes = <uint8_t *>(pcm + count)
         with nogil:
+            vc_i16_to_le(pcm, count)
             if self.alaw:
-                for i in range(count):
-                    codes[i] = vc_alaw_enc1(pcm[i])
+                vc_alaw_encode(<const uint8_t *>pcm, count, codes)
             else:
-                for i in range(count):
-                    codes[i] = vc_ulaw_enc1(pcm[i])
+                vc_ulaw_encode(<const uint8_t *>pcm, count, codes)
         if b64:
             out = PyBytes_FromStringAndSize(NULL, vc_b64_encoded_len(count))
             vc_b64_encode(codes, count, <uint8_t *>PyBytes_AS_STRING(out))
