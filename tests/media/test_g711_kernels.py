@@ -1,4 +1,4 @@
-"""Both G.711 kernel sets (AVX2 where the CPU has it, and the portable tables) give identical bytes."""
+"""Both G.711 kernel sets (AVX2 where the CPU has it, portable tables) give identical bytes."""
 
 from __future__ import annotations
 

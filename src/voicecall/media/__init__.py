@@ -2,6 +2,7 @@
 
 This is the only module that imports the compiled core (``voicecall._media``). Importing it when
 the core is not built raises :class:`voicecall.errors.MediaCoreUnavailable` saying how to build it.
+Pure-Python references of every kernel live in :mod:`voicecall.media.ref` (test oracles only).
 """
 
 from __future__ import annotations
@@ -10,8 +11,24 @@ from ..errors import MediaCoreUnavailable, MediaError
 from .filters import design_resampler_filter
 
 try:
-    from .._media import g711 as _g711
-    from .._media import resample as _resample
+    from ._core import (
+        SUPPORTED_RATES_HZ,
+        FrameDecoder,
+        FrameEncoder,
+        Resampler,
+        alaw_to_pcm16,
+        alaw_to_pcm16_into,
+        g711_simd_kernels,
+        pcm16_to_alaw,
+        pcm16_to_alaw_into,
+        pcm16_to_ulaw,
+        pcm16_to_ulaw_into,
+        set_filter_designer,
+        ulaw_to_pcm16,
+        ulaw_to_pcm16_into,
+    )
+    from .jitter import JitterBuffer, JitterStats
+    from .vad import ENERGY_FLOOR_DBFS, SPEECH_STARTED, SPEECH_STOPPED, VadEvent, VadFramer
 except ImportError as exc:  # pragma: no cover - exercised only on a broken install
     raise MediaCoreUnavailable(
         "the compiled media core (voicecall._media) is not installed: "
@@ -20,13 +37,21 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
 
 __all__ = [
     "BACKEND",
+    "ENERGY_FLOOR_DBFS",
+    "SPEECH_STARTED",
+    "SPEECH_STOPPED",
     "SUPPORTED_RATES_HZ",
     "FrameDecoder",
     "FrameEncoder",
+    "JitterBuffer",
+    "JitterStats",
     "MediaFrameError",
     "Resampler",
+    "VadEvent",
+    "VadFramer",
     "alaw_to_pcm16",
     "alaw_to_pcm16_into",
+    "g711_simd_kernels",
     "pcm16_to_alaw",
     "pcm16_to_alaw_into",
     "pcm16_to_ulaw",
@@ -39,26 +64,13 @@ __all__ = [
 BACKEND = "compiled"
 
 
+class MediaFrameError(MediaError):
+    """A carrier media payload that cannot be decoded (bad base64, wrong size)."""
+
+
 def _designer(src_rate_hz: int, dst_rate_hz: int) -> tuple[int, int, int, int, object]:
     f = design_resampler_filter(src_rate_hz, dst_rate_hz)
     return f.up, f.down, f.taps, f.delay, f.coefs
 
 
-class MediaFrameError(MediaError):
-    """A carrier media payload that cannot be decoded (bad base64, wrong size)."""
-
-
-_resample.set_filter_designer(_designer, MediaFrameError)
-
-ulaw_to_pcm16 = _g711.ulaw_to_pcm16
-alaw_to_pcm16 = _g711.alaw_to_pcm16
-pcm16_to_ulaw = _g711.pcm16_to_ulaw
-pcm16_to_alaw = _g711.pcm16_to_alaw
-ulaw_to_pcm16_into = _g711.ulaw_to_pcm16_into
-alaw_to_pcm16_into = _g711.alaw_to_pcm16_into
-pcm16_to_ulaw_into = _g711.pcm16_to_ulaw_into
-pcm16_to_alaw_into = _g711.pcm16_to_alaw_into
-Resampler = _resample.Resampler
-FrameDecoder = _resample.FrameDecoder
-FrameEncoder = _resample.FrameEncoder
-SUPPORTED_RATES_HZ: tuple[int, ...] = _resample.SUPPORTED_RATES_HZ
+set_filter_designer(_designer, MediaFrameError)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from functools import lru_cache
+from functools import cache
 from typing import NamedTuple
 
 __all__ = ["STOPBAND_DB", "TRANSITION_FRACTION", "PolyphaseFilter", "design_resampler_filter"]
@@ -24,7 +24,8 @@ class PolyphaseFilter(NamedTuple):
     down: int
     taps: int
     delay: int  # linear-phase delay of the prototype, in upsampled samples
-    coefs: array[float]  # float32, phase-major, reversed, zero-padded at the old end to a multiple of LANES
+    # float32, phase-major, reversed, zero-padded at the old end to a multiple of LANES
+    coefs: array[float]
 
 
 def _bessel_i0(x: float) -> float:
@@ -38,7 +39,7 @@ def _bessel_i0(x: float) -> float:
     return total
 
 
-@lru_cache(maxsize=None)
+@cache
 def design_resampler_filter(src_rate_hz: int, dst_rate_hz: int) -> PolyphaseFilter:
     """Design the filter converting ``src_rate_hz`` to ``dst_rate_hz`` (any positive rates)."""
     if src_rate_hz <= 0 or dst_rate_hz <= 0:

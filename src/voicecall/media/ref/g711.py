@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import struct
+
 from typing_extensions import Buffer
 
-__all__ = ["alaw_to_pcm16", "pcm16_to_alaw", "pcm16_to_ulaw", "ulaw_to_pcm16"]
+__all__ = [
+    "alaw_decode_sample",
+    "alaw_encode_sample",
+    "alaw_to_pcm16",
+    "pcm16_to_alaw",
+    "pcm16_to_ulaw",
+    "ulaw_decode_sample",
+    "ulaw_encode_sample",
+    "ulaw_to_pcm16",
+]
 
 
 def ulaw_encode_sample(sample: int) -> int:

@@ -1,4 +1,4 @@
-"""Pure-Python streaming resampler: the same float32 arithmetic, in the same order, as the compiled one."""
+"""Pure-Python streaming resampler: the compiled one's float32 arithmetic, in the same order."""
 
 from __future__ import annotations
 
