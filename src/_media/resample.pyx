@@ -264,23 +264,42 @@ cdef class Resampler(_ResamplerBase):
         self._push_pcm16(pcm16)
         return self._emit_pcm16()
 
-    def process_into(self, pcm16, out):
-        """Like ``process`` but writes into the writable buffer ``out``; returns bytes written."""
-        cdef Py_buffer dst
-        cdef int64_t count
+    def output_bytes(self, input_bytes):
+        """Bytes ``process()`` would return for ``input_bytes`` more bytes of PCM16 input."""
         self._check()
-        self._push_pcm16(pcm16)
-        count = vc_rs_ready(&self.rs, self.rs.n_in)
-        PyObject_GetBuffer(out, &dst, PyBUF_SIMPLE | PyBUF_WRITABLE)
+        return 2 * vc_rs_ready(&self.rs, self.rs.n_in + (<int64_t>input_bytes >> 1))
+
+    def process_into(self, pcm16, out):
+        """Like ``process`` but writes into the writable buffer ``out``; returns bytes written.
+
+        A too-small ``out`` raises ValueError before any input is consumed (size it with
+        ``output_bytes``).
+        """
+        cdef Py_buffer src, dst
+        cdef int64_t count
+        cdef int rc
+        self._check()
+        PyObject_GetBuffer(pcm16, &src, PyBUF_SIMPLE)
         try:
-            if dst.len < 2 * count:
-                raise ValueError(f"output buffer holds {dst.len} bytes, {2 * count} needed")
-            with nogil:
-                vc_rs_emit(&self.rs, count, <int16_t *>dst.buf)
-                vc_i16_to_le(<int16_t *>dst.buf, count)
-                vc_rs_compact(&self.rs)
+            if src.len & 1:
+                raise ValueError(f"PCM16 input must have an even number of bytes, got {src.len}")
+            count = vc_rs_ready(&self.rs, self.rs.n_in + (src.len >> 1))
+            PyObject_GetBuffer(out, &dst, PyBUF_SIMPLE | PyBUF_WRITABLE)
+            try:
+                if dst.len < 2 * count:
+                    raise ValueError(f"output buffer holds {dst.len} bytes, {2 * count} needed")
+                with nogil:
+                    rc = vc_rs_push_pcm16(&self.rs, <const uint8_t *>src.buf, src.len >> 1)
+                    if rc == 0:
+                        vc_rs_emit(&self.rs, count, <int16_t *>dst.buf)
+                        vc_i16_to_le(<int16_t *>dst.buf, count)
+                        vc_rs_compact(&self.rs)
+                if rc != 0:
+                    raise MemoryError()
+            finally:
+                PyBuffer_Release(&dst)
         finally:
-            PyBuffer_Release(&dst)
+            PyBuffer_Release(&src)
         return 2 * count
 
     def flush(self):

@@ -1,7 +1,7 @@
 """The voicecall exception tree.
 
     VoicecallError
-    ├── ConfigError (ValueError)          a config file or value is wrong; message names the key path
+    ├── ConfigError (ValueError)          a config value is wrong; the message names the key path
     ├── MediaError (ValueError)           audio input the media core cannot take
     ├── MediaCoreUnavailable (ImportError) the compiled media core is not installed
     ├── CallError                         a call operation failed (JSON-RPC -32000 UNAVAILABLE)
