@@ -189,19 +189,27 @@ async def test_unwritable_directory_raises_store_error_and_recovers(tmp_path: Pa
     assert set(store.load_latest()) == {"a"}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-async def test_read_only_directory_raises_store_error(tmp_path: Path) -> None:
-    """A read-only store directory gives StoreError naming the file."""
-    directory = tmp_path / "ro"
-    directory.mkdir()
-    directory.chmod(0o500)
-    try:
-        store = CallStore(directory / "calls.jsonl")
-        with pytest.raises(StoreError, match="Permission denied"):
-            await store.append(_record("a"))
-        assert not store.healthy
-    finally:
-        directory.chmod(0o700)
+async def test_read_only_store_raises_store_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only file system gives StoreError naming the file, and the store recovers after."""
+    path = tmp_path / "calls.jsonl"
+    real_open = os.open
+
+    def read_only_open(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(file) == str(path) and flags & (os.O_WRONLY | os.O_RDWR):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+    store = CallStore(path)
+    with pytest.raises(StoreError, match=f"cannot write call record to {path}: Read-only"):
+        await store.append(_record("a"))
+    assert not store.healthy
+    monkeypatch.setattr(os, "open", real_open)
+    await store.append(_record("a"))
+    assert store.healthy
+    assert set(store.load_latest()) == {"a"}
 
 
 @pytest.mark.parametrize("fsync", [True, False])

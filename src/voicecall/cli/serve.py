@@ -10,7 +10,7 @@ from typing import Any
 
 from voicecall.cli.output import CliError
 from voicecall.config import load_config
-from voicecall.errors import ConfigError
+from voicecall.errors import ConfigError, MediaCoreUnavailable
 from voicecall.gateway import Gateway
 
 __all__ = ["run_serve"]
@@ -75,6 +75,10 @@ def run_serve(loaded: Any, config_path: str | None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    try:
+        import voicecall.media  # noqa: F401  (the gateway never runs without its compiled core)
+    except MediaCoreUnavailable as exc:
+        raise CliError(str(exc)) from exc
     try:
         import uvloop
     except ImportError:
