@@ -58,7 +58,9 @@ def test_sans_io_module_does_no_io(path: Path) -> None:
         if module.split(".")[0] in FORBIDDEN_MODULES
         or (module.startswith("voicecall") and not module.startswith(SANS_IO_MAY_IMPORT))
     ]
-    problems += [f"line {line}: calls {name}" for name, line in _calls(path) if name in FORBIDDEN_CALLS]
+    problems += [
+        f"line {line}: calls {name}" for name, line in _calls(path) if name in FORBIDDEN_CALLS
+    ]
     assert not problems, f"{path.name}: " + "; ".join(problems)
 
 
