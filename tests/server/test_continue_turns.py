@@ -25,7 +25,7 @@ SCRIPT = [
 ]
 
 # A reply delay wide enough that a second request lands while the mock callee is still silent.
-MOCK = {"ringMs": 5, "answerMs": 10, "speechMsPerChar": 0, "replyMs": 200, "script": SCRIPT}
+MOCK = {"ringMs": 5, "answerMs": 10, "speechMsPerChar": 0, "replyMs": 1000, "script": SCRIPT}
 
 HEARD: list[str] = []
 
