@@ -268,7 +268,8 @@ class Gateway:
         from voicecall.store import CallStore
 
         store_dir = self.config.store_dir(self.env)
-        self.store = MeteredStore(CallStore(store_dir / "calls.jsonl"), self.metrics)
+        store = CallStore(store_dir / "calls.jsonl", fsync=self.config.store_fsync)
+        self.store = MeteredStore(store, self.metrics)
         self._carrier = create_carrier(self.config)
         runner = self._runner_override
         if runner is None:

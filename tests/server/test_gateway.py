@@ -217,3 +217,28 @@ async def test_restart_after_stop_and_reload(tmp_path, session) -> None:
     reply = await rpc(session, gateway, "voicecall.status")
     assert reply["result"]["found"] is True
     await gateway.stop()
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+async def test_store_fsync_setting_reaches_the_store(
+    tmp_path: Path, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    """With storeFsync true every call record is fsynced to disk; with false, none is."""
+    import os
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    async with Gateway(make_config(tmp_path, storeFsync=fsync), env={}) as gateway:
+        placed = await rpc(
+            session, gateway, "voicecall.initiate", to="+15550001234", message="Hi", mode="notify"
+        )
+        await wait_ended(session, gateway, placed["result"]["callId"])
+    lines = len(records(tmp_path))
+    assert lines > 0
+    assert (len(synced) >= lines) if fsync else (synced == [])
