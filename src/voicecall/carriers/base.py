@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-__all__ = ["CallStatus", "Carrier", "EventSink"]
+__all__ = [
+    "CallControl",
+    "CallStatus",
+    "Carrier",
+    "EventSink",
+    "Verification",
+    "WebhookReply",
+    "WebhookRequest",
+]
 
 EventSink = Callable[[dict[str, Any]], Awaitable[None]]
 """Where a carrier pushes normalized events (SPEC §2.4 camelCase dicts)."""
@@ -21,11 +29,70 @@ class CallStatus:
     terminal: bool
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """One carrier webhook as the pipeline received it (SPEC §4.1), before verification.
+
+    ``url`` is the URL the carrier signed: ``publicUrl``'s scheme, host, port and path plus the
+    request's raw query, or the URL reconstructed from trusted forwarding headers (SPEC §4.5).
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]  # lower-cased header names
+    body: bytes
+    query: Mapping[str, str]  # the URL's query, first value per key
+    host_header: str | None  # the raw Host header (Twilio's signature port variants)
+    public_url: str | None  # the configured publicUrl, if any
+    received_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The outcome of a webhook signature check and the request's replay key (SPEC §4.2-4.3)."""
+
+    ok: bool
+    request_key: str | None = None
+    reason: str | None = None  # logged only, never sent to the peer
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookReply:
+    """What the pipeline answers the carrier (SPEC §4.1 step 9)."""
+
+    status: int = 200
+    body: bytes = b"OK"
+    content_type: str = "text/plain"
+    replayable: bool = False  # release the replay reservation (SPEC §2.4 "replayable")
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class CallControl(Protocol):
+    """What a carrier may ask of the call runtime while it answers a webhook."""
+
+    async def handle_events(self, events: list[dict[str, Any]]) -> None:
+        """Feed normalized events (SPEC §2.4 dicts) through the call manager, in order."""
+        ...
+
+
 class Carrier(abc.ABC):
     """An async carrier client (I/O zone); events flow out through the sink."""
 
     name: str
     supports_pre_connect_dtmf: bool
+    #: SPEC §4.1 step 4: a webhook passes the pre-auth gate when every header of at least one
+    #: group is present (lower-case names); an empty tuple means no gate (the mock carrier).
+    webhook_signature_headers: tuple[tuple[str, ...], ...] = ()
+
+    def verify_webhook(self, request: WebhookRequest) -> Verification:
+        """Check a webhook's signature (sans-IO); carriers without webhooks refuse everything."""
+        return Verification(ok=False, reason=f"carrier {self.name} does not accept webhooks")
+
+    async def handle_webhook(
+        self, request: WebhookRequest, verification: Verification, control: CallControl
+    ) -> WebhookReply:
+        """Parse a verified webhook, feed its events to ``control`` and build the reply body."""
+        return WebhookReply(status=404, body=b"Not Found")
 
     @abc.abstractmethod
     def set_event_sink(self, sink: EventSink) -> None:
