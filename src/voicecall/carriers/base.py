@@ -5,7 +5,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from voicecall.calls.record import CallRecord
 
 __all__ = [
     "CallControl",
@@ -72,6 +75,14 @@ class CallControl(Protocol):
 
     async def handle_events(self, events: list[dict[str, Any]]) -> None:
         """Feed normalized events (SPEC §2.4 dicts) through the call manager, in order."""
+        ...
+
+    def get_record(self, call_id: str) -> CallRecord | None:
+        """The current record of a call (live or recently ended), if known."""
+        ...
+
+    def find_by_provider_id(self, provider_call_id: str) -> CallRecord | None:
+        """The record that owns a carrier call id, if any."""
         ...
 
 

@@ -138,6 +138,10 @@ class CallRuntime:
         """The current record of a call, live or recently ended."""
         return self._manager.get_record(call_id)
 
+    def find_by_provider_id(self, provider_call_id: str) -> CallRecord | None:
+        """The record that owns a carrier call id, if any."""
+        return self._manager.find_by_provider_id(provider_call_id)
+
     def status(self, call_id: str | None = None, sid: str | None = None) -> dict[str, Any]:
         """The §10.3 status payload (plus ``storeError`` while the store is failing)."""
         payload = self._manager.status(call_id, sid)
