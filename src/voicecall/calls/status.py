@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from voicecall.calls.record import CallRecord
 
-__all__ = ["call_status_payload", "iso_from_epoch_ms", "not_active_message"]
+__all__ = [
+    "STATUS_FIELDS",
+    "call_status_payload",
+    "iso_from_epoch_ms",
+    "not_active_message",
+    "status_of_json",
+]
 
-_STATUS_FIELDS = (
+#: The fields of a call's status payload (SPEC §10.3), in output order.
+STATUS_FIELDS = (
     "callId",
     "providerCallId",
     "provider",
@@ -24,10 +32,14 @@ _STATUS_FIELDS = (
 )
 
 
+def status_of_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The status payload of a persisted (camelCase) record; unset fields are omitted."""
+    return {name: data[name] for name in STATUS_FIELDS if data.get(name) is not None}
+
+
 def call_status_payload(record: CallRecord) -> dict[str, Any]:
     """The per-call object of ``voicecall.status`` (absent optionals omitted)."""
-    data = record.to_json_dict()
-    return {name: data[name] for name in _STATUS_FIELDS if name in data}
+    return status_of_json(record.to_json_dict())
 
 
 def iso_from_epoch_ms(epoch_ms: int) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from voicecall.calls.state import TERMINAL_STATES
+
 __all__ = [
     "METRICS_CONTENT_TYPE",
     "TERMINAL_STATES",
@@ -17,19 +19,6 @@ __all__ = [
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-TERMINAL_STATES = frozenset(
-    {
-        "completed",
-        "hangup-user",
-        "hangup-bot",
-        "timeout",
-        "error",
-        "failed",
-        "no-answer",
-        "busy",
-        "voicemail",
-    }
-)
 
 _TURN_BUCKETS_S = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 180.0)
 _SEEN_CALLS_LIMIT = 10_000

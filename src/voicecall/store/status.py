@@ -6,48 +6,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from voicecall.calls.state import TERMINAL_STATES
+from voicecall.calls.status import status_of_json
 from voicecall.store.records import latest_snapshots
 
 __all__ = ["TERMINAL_STATES", "call_status", "status_from_store"]
 
-# Terminal states equal end reasons (SPEC §2.3).
-TERMINAL_STATES = frozenset(
-    {
-        "completed",
-        "hangup-user",
-        "hangup-bot",
-        "timeout",
-        "error",
-        "failed",
-        "no-answer",
-        "busy",
-        "voicemail",
-    }
-)
-_REQUIRED = ("callId", "provider", "direction", "state", "from", "to", "startedAt")
-_OPTIONAL = ("providerCallId", "answeredAt", "endedAt", "endReason")
-_ORDER = (
-    "callId",
-    "providerCallId",
-    "provider",
-    "direction",
-    "state",
-    "from",
-    "to",
-    "startedAt",
-    "answeredAt",
-    "endedAt",
-    "endReason",
-)
-
 
 def call_status(record: Mapping[str, Any]) -> dict[str, Any]:
     """The status payload of one call; optional fields appear only when set."""
-    return {
-        key: record.get(key)
-        for key in _ORDER
-        if key in _REQUIRED or (key in _OPTIONAL and record.get(key) is not None)
-    }
+    return status_of_json(record)
 
 
 def status_from_store(
