@@ -1,0 +1,33 @@
+"""Exposure of the webhook listener: the public URL carriers use, ngrok and Tailscale."""
+
+from __future__ import annotations
+
+from voicecall.exposure.webhook_url import (
+    REAL_CARRIERS,
+    ExposureKind,
+    exposure_kind,
+    is_private_host,
+    local_webhook_url,
+    private_webhook_message,
+    public_path_prefix,
+    public_route_url,
+    resolve_webhook_url,
+    stream_host,
+    tailscale_public_url,
+    webhook_url_problem,
+)
+
+__all__ = [
+    "REAL_CARRIERS",
+    "ExposureKind",
+    "exposure_kind",
+    "is_private_host",
+    "local_webhook_url",
+    "private_webhook_message",
+    "public_path_prefix",
+    "public_route_url",
+    "resolve_webhook_url",
+    "stream_host",
+    "tailscale_public_url",
+    "webhook_url_problem",
+]
