@@ -9,11 +9,12 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
 
+from voicecall.carriers.base import CallControl
 from voicecall.config import VoicecallConfig
 from voicecall.errors import CallError, ConfigError
 from voicecall.server.control import ControlState, build_control_app
@@ -231,6 +232,8 @@ class Gateway:
             self._started_at_s = time.monotonic()
             for warning in self.warnings:
                 log.warning("%s", warning)
+            if self.config.skip_signature_verification:
+                log.warning("SECURITY WARNING: webhook signature verification is disabled")
             # The control app is always set up (its cleanup_ctx owns the shared HTTP
             # session); its socket is bound only when this gateway serves RPC.
             rpc = self.config.rpc
@@ -281,10 +284,11 @@ class Gateway:
         )
         self.metrics.bind_runtime(self.config.provider, lambda: runtime.active_call_count)
         if self._with_webhook:
-            state = WebhookState(
-                path=self.config.serve.path,
-                provider=self.config.provider,
-                handle_events=runtime.handle_events,
+            # CallRuntime implements CallControl; GatewayRuntime (ports) names only a slice of it.
+            state = WebhookState.from_config(
+                self.config,
+                carrier=self._carrier,
+                control=cast(CallControl, runtime),
                 metrics=self.metrics,
             )
             self.webhook_app = build_webhook_app(state)

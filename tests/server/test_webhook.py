@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from tests.server.fakes import FakeRuntime
 
+from voicecall.carriers.base import CallControl
+from voicecall.carriers.mock import MockCarrier
 from voicecall.server.metrics import GatewayMetrics
 from voicecall.server.webhook import WebhookState, build_webhook_app
 
@@ -18,9 +20,7 @@ from voicecall.server.webhook import WebhookState, build_webhook_app
 async def hook() -> AsyncIterator[tuple[FakeRuntime, TestClient[Any, Any], GatewayMetrics]]:
     runtime = FakeRuntime()
     metrics = GatewayMetrics()
-    state = WebhookState(
-        path="/voice/webhook", provider="mock", handle_events=runtime.handle_events, metrics=metrics
-    )
+    state = WebhookState(carrier=MockCarrier(), control=cast(CallControl, runtime), metrics=metrics)
     client: TestClient[Any, Any] = TestClient(
         TestServer(build_webhook_app(state), host="127.0.0.1", port=0)
     )

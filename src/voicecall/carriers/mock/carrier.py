@@ -12,9 +12,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from voicecall.carriers.base import CallStatus, Carrier, EventSink
+from voicecall.calls.events import event_from_dict
+from voicecall.carriers.base import (
+    CallControl,
+    CallStatus,
+    Carrier,
+    EventSink,
+    Verification,
+    WebhookReply,
+    WebhookRequest,
+)
 from voicecall.carriers.mock.settings import MockSettings
-from voicecall.errors import CallEndedError, CallError
+from voicecall.carriers.mock.webhook import parse_webhook, verify_request
+from voicecall.errors import CallEndedError, CallError, InvalidParamsError
 
 __all__ = ["MockCall", "MockCarrier", "RecordedCommand"]
 
@@ -105,6 +115,27 @@ class MockCarrier(Carrier):
     async def wait_delivered(self) -> None:
         """Return once every event emitted so far has been handed to the sink."""
         await self._outbox.join()
+
+    # -- webhooks (SPEC §3.6: no signatures; bodies are normalized events) ------------------
+
+    def verify_webhook(self, request: WebhookRequest) -> Verification:
+        """Mock webhooks are unsigned: always valid, keyed by a hash of the request."""
+        verified = verify_request(request.method, request.url, request.body)
+        return Verification(ok=verified.ok, request_key=verified.request_key)
+
+    async def handle_webhook(
+        self, request: WebhookRequest, verification: Verification, control: CallControl
+    ) -> WebhookReply:
+        """Feed the body's events to the runtime; a malformed body is 400 and changes nothing."""
+        try:
+            events = parse_webhook(request.body, now_ms=request.received_at_ms)
+            # Check every event before the first is processed, so a bad one leaves no trace.
+            for event in events:
+                event_from_dict(event)
+        except InvalidParamsError as exc:
+            return WebhookReply(status=400, body=f"Bad Request: {exc}".encode(), replayable=True)
+        await control.handle_events(events)
+        return WebhookReply()
 
     # -- inspection ------------------------------------------------------------------------
 
