@@ -7,13 +7,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from voicecall.calls.view import CallView
+
 if TYPE_CHECKING:
+    import aiohttp
+
     from voicecall.calls.record import CallRecord
 
 __all__ = [
     "CallControl",
     "CallStatus",
+    "CallView",
     "Carrier",
+    "CarrierContext",
     "EventSink",
     "Verification",
     "WebhookReply",
@@ -70,11 +76,45 @@ class WebhookReply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-class CallControl(Protocol):
-    """What a carrier may ask of the call runtime while it answers a webhook."""
+@dataclass(frozen=True, slots=True)
+class CarrierContext:
+    """The process's shared resources a carrier gets before ``start()``.
 
-    async def handle_events(self, events: list[dict[str, Any]]) -> None:
-        """Feed normalized events (SPEC §2.4 dicts) through the call manager, in order."""
+    ``http_session`` is the one shared ``aiohttp.ClientSession`` (None only in tests that never
+    reach a REST API); ``webhook_url`` is the public webhook URL carriers put in their requests
+    (SPEC §4.6: ``publicUrl``, else the tunnel/Tailscale URL, else the local listener URL).
+    """
+
+    http_session: aiohttp.ClientSession | None = None
+    webhook_url: str | None = None
+
+
+class CallControl(Protocol):
+    """What a carrier may ask of the call runtime (while it answers a webhook, or any time after
+    ``Carrier.bind_control``)."""
+
+    async def handle_events(
+        self, events: list[dict[str, Any]], *, in_band_rejection: bool = False
+    ) -> None:
+        """Feed normalized events (SPEC §2.4 dicts) through the call manager, in order.
+
+        ``in_band_rejection``: the carrier's reply itself refuses a caller the inbound policy
+        rejects (Twilio ``<Reject>``, Plivo ``<Hangup reason="rejected"/>``), so the manager
+        issues no REST hangup for it, now or on any later webhook of that call (SPEC §12).
+        """
+        ...
+
+    def call_view(self, call_id: str) -> CallView | None:
+        """The live view of a call (None once it has ended or when unknown)."""
+        ...
+
+    async def claim_initial_message(self, call_id: str) -> str | None:
+        """Take the call's pending initial message/greeting for the carrier to speak in its reply.
+
+        Returns None when there is none (or it is already being spoken). The manager records it
+        as spoken (bot transcript entry, ``answeredAt``, state ``listening``) and persists, so it
+        is delivered exactly once (SPEC §2.5, §3.2 T-SPEAK).
+        """
         ...
 
     def get_record(self, call_id: str) -> CallRecord | None:
@@ -94,6 +134,17 @@ class Carrier(abc.ABC):
     #: SPEC §4.1 step 4: a webhook passes the pre-auth gate when every header of at least one
     #: group is present (lower-case names); an empty tuple means no gate (the mock carrier).
     webhook_signature_headers: tuple[tuple[str, ...], ...] = ()
+
+    context: CarrierContext = CarrierContext()
+    control: CallControl | None = None
+
+    def attach(self, context: CarrierContext) -> None:
+        """Receive the shared HTTP session and the public webhook URL (before ``start()``)."""
+        self.context = context
+
+    def bind_control(self, control: CallControl) -> None:
+        """Receive the call runtime, for queries outside a webhook (``CallRuntime.start``)."""
+        self.control = control
 
     def verify_webhook(self, request: WebhookRequest) -> Verification:
         """Check a webhook's signature (sans-IO); carriers without webhooks refuse everything."""
@@ -153,3 +204,9 @@ class Carrier(abc.ABC):
     @abc.abstractmethod
     async def get_call_status(self, provider_call_id: str) -> CallStatus:
         """Ask the carrier whether the call still exists."""
+
+    async def dequeue_call(self, provider_call_id: str, call_id: str) -> None:
+        """Connect an inbound caller held in the capacity queue (SPEC §3.2 T-QUEUE)."""
+        from voicecall.errors import CallError
+
+        raise CallError(f"carrier {self.name} has no inbound capacity queue")
