@@ -19,6 +19,7 @@ from voicecall.calls.record import CallRecord
 from voicecall.calls.state import CallState, EndReason, is_terminal, next_state
 from voicecall.calls.status import call_status_payload, not_active_message
 from voicecall.calls.turns import record_auto_turn, record_continue_turn
+from voicecall.calls.view import CallView
 from voicecall.errors import CallEndedError, CallError, UnknownCallError
 
 __all__ = ["DEDUPE_CAPACITY", "MAX_ENDED_REMEMBERED", "CallBook"]
@@ -36,12 +37,14 @@ class CallBook:
         *,
         webhook_url_configured: bool = True,
         supports_pre_connect_dtmf: bool = False,
+        supports_inbound_queue: bool = False,
         new_id: Callable[[], str] | None = None,
     ) -> None:
         self._config = config
         self._provider: str = str(config.provider)
         self._webhook_url_configured = webhook_url_configured
         self._supports_pre_connect_dtmf = supports_pre_connect_dtmf
+        self._supports_inbound_queue = supports_inbound_queue
         self._new_id = new_id or (lambda: str(uuid.uuid4()))
         self._active: dict[str, LiveCall] = {}
         self._ended: OrderedDict[str, CallRecord] = OrderedDict()
@@ -75,6 +78,21 @@ class CallBook:
         """The record that owns a carrier call id, if any."""
         call_id = self._by_provider_id.get(provider_call_id)
         return self.get_record(call_id) if call_id else None
+
+    def call_view(self, call_id: str) -> CallView | None:
+        """A live call with the in-memory state carriers decide replies on (None once ended)."""
+        live = self._active.get(call_id)
+        if live is None:
+            return None
+        message = live.record.metadata.get("initialMessage")
+        return CallView(
+            record=live.record,
+            turn_token=live.turn.token if live.turn is not None else None,
+            has_waiter=live.turn is not None,
+            stream_connected=live.stream_id is not None,
+            queued=live.queued,
+            initial_pending=bool(message) and not live.initial_in_flight,
+        )
 
     def status(self, call_id: str | None = None, sid: str | None = None) -> dict[str, Any]:
         """The §10.3 status payload."""
@@ -257,7 +275,25 @@ class CallBook:
         self._active.pop(call_id, None)
         self._remember_ended(record)
         out.append(self._persist(record))
+        out.extend(self._dequeue_next())
         return out
+
+    def _dequeue_next(self) -> list[Command]:
+        """Connect the longest-waiting queued inbound caller once a slot is free (FIFO)."""
+        queued = [live for live in self._active.values() if live.queued]
+        if not queued or self._stopping:
+            return []
+        connected = len(self._active) - len(queued)
+        if connected >= self._config.max_concurrent_calls:
+            return []
+        live = min(queued, key=lambda c: c.record.started_at_ms)
+        live.queued = False
+        pcid = self._pcid(live)
+        op_id = self._op("dequeue", live.record.call_id)
+        return [
+            cmd.LogMessage("info", f"dequeuing inbound call {live.record.call_id}"),
+            cmd.DequeueCall(op_id=op_id, call_id=live.record.call_id, provider_call_id=pcid),
+        ]
 
     # ---- provider ids and automatic replies ---------------------------------------------
 

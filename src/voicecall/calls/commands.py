@@ -11,6 +11,7 @@ __all__ = [
     "CarrierCommand",
     "CheckCallStatus",
     "Command",
+    "DequeueCall",
     "HangUp",
     "LogMessage",
     "PersistRecord",
@@ -118,6 +119,15 @@ class CheckCallStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class DequeueCall:
+    """Connect an inbound caller that waited in the capacity queue (a slot is free now)."""
+
+    op_id: str
+    call_id: str
+    provider_call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class StartTimer:
     """Arm (or re-arm) the ``kind`` timer of a call to fire at ``due_ms`` (epoch ms)."""
 
@@ -179,6 +189,7 @@ Command = (
     | StopListening
     | SendDtmf
     | CheckCallStatus
+    | DequeueCall
     | StartTimer
     | CancelTimer
     | ResolveWaiter
@@ -188,5 +199,12 @@ Command = (
 )
 
 CarrierCommand = (
-    PlaceCall | HangUp | PlayTts | StartListening | StopListening | SendDtmf | CheckCallStatus
+    PlaceCall
+    | HangUp
+    | PlayTts
+    | StartListening
+    | StopListening
+    | SendDtmf
+    | CheckCallStatus
+    | DequeueCall
 )

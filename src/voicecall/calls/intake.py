@@ -59,8 +59,14 @@ _EVENT_STATES: dict[type[Any], CallState] = {
 class EventIntake(CallBook):
     """Normalized carrier events and the agent's automatic replies in; commands out."""
 
-    def handle_event(self, event: NormalizedEvent, *, now_ms: int) -> list[Command]:
-        """Process one normalized carrier event (SPEC §2.4 steps 1–6)."""
+    def handle_event(
+        self, event: NormalizedEvent, *, now_ms: int, in_band_rejection: bool = False
+    ) -> list[Command]:
+        """Process one normalized carrier event (SPEC §2.4 steps 1–6).
+
+        ``in_band_rejection``: the carrier's reply refuses a rejected caller itself, so no
+        hangup is issued for that call, now or later (SPEC §12).
+        """
         if self._stopping:
             return []
         key = event.dedupe_id
@@ -72,7 +78,7 @@ class EventIntake(CallBook):
             return []
         out: list[Command] = []
         if live is None:
-            out.extend(self._handle_unknown(event, now_ms))
+            out.extend(self._handle_unknown(event, now_ms, in_band_rejection))
             if commit:
                 self._remember(key)
             live_after = self._resolve(event)
@@ -100,7 +106,9 @@ class EventIntake(CallBook):
                 return self._active[call_id]
         return None
 
-    def _handle_unknown(self, event: NormalizedEvent, now_ms: int) -> list[Command]:
+    def _handle_unknown(
+        self, event: NormalizedEvent, now_ms: int, in_band_rejection: bool
+    ) -> list[Command]:
         pcid = event.provider_call_id
         ended_id = (event.call_id if event.call_id in self._ended else None) or (
             self._by_provider_id.get(pcid) if pcid else None
@@ -113,16 +121,18 @@ class EventIntake(CallBook):
                 and record.provider_call_id
                 and record.provider_call_id not in self._rejection_hangups
             ):
-                return self._rejection_hangup(record)
+                return self._rejection_hangup(record, in_band_rejection)
             return []
         if not pcid or event.direction is None:
             return []
         if event.direction == "outbound":
             self._register(event, pcid, "outbound", now_ms, metadata={})
             return []
-        return self._register_inbound(event, pcid, now_ms)
+        return self._register_inbound(event, pcid, now_ms, in_band_rejection)
 
-    def _register_inbound(self, event: NormalizedEvent, pcid: str, now_ms: int) -> list[Command]:
+    def _register_inbound(
+        self, event: NormalizedEvent, pcid: str, now_ms: int, in_band_rejection: bool
+    ) -> list[Command]:
         config = self._config
         if not inbound_allowed(config.inbound_policy, event.from_number, config.allow_from):
             record = self._new_record(event, pcid, "inbound", now_ms, metadata={})
@@ -138,7 +148,7 @@ class EventIntake(CallBook):
                 cmd.LogMessage("info", f"rejected inbound call from {event.from_number}"),
                 self._persist(record),
             ]
-            return out + self._rejection_hangup(record)
+            return out + self._rejection_hangup(record, in_band_rejection)
         route = match_route(config.numbers, event.to_number)
         metadata: dict[str, Any] = {"mode": "conversation"}
         greeting = (route[1].inbound_greeting if route else None) or config.inbound_greeting
@@ -146,14 +156,21 @@ class EventIntake(CallBook):
         if route:
             metadata["numberRouteKey"] = route[0]
         agent_id = (route[1].agent_id if route else None) or config.agent_id
-        self._register(event, pcid, "inbound", now_ms, metadata=metadata, agent_id=agent_id)
+        at_capacity = self.active_call_count >= config.max_concurrent_calls
+        live = self._register(event, pcid, "inbound", now_ms, metadata=metadata, agent_id=agent_id)
+        if at_capacity and self._supports_inbound_queue:
+            live.queued = True
+            return [cmd.LogMessage("info", f"queued inbound call {live.record.call_id}")]
         return []
 
-    def _rejection_hangup(self, record: CallRecord) -> list[Command]:
+    def _rejection_hangup(self, record: CallRecord, in_band: bool = False) -> list[Command]:
         pcid = record.provider_call_id
         if not pcid:
             return []
+        # The reservation: one carrier-side rejection per call, in band or by one hangup.
         self._rejection_hangups.add(pcid)
+        if in_band:
+            return []
         op_id = self._op("reject-hangup", record.call_id)
         return [cmd.HangUp(op_id=op_id, call_id=record.call_id, provider_call_id=pcid)]
 
@@ -200,12 +217,13 @@ class EventIntake(CallBook):
         *,
         metadata: dict[str, Any],
         agent_id: str | None = None,
-    ) -> None:
+    ) -> LiveCall:
         record = self._new_record(
             event, pcid, direction, now_ms, metadata=metadata, agent_id=agent_id
         )
-        self._active[record.call_id] = LiveCall(record=record)
+        live = self._active[record.call_id] = LiveCall(record=record)
         self._by_provider_id[pcid] = record.call_id
+        return live
 
     def _apply(self, live: LiveCall, event: NormalizedEvent, now_ms: int) -> list[Command]:
         record = live.record
@@ -262,6 +280,33 @@ class EventIntake(CallBook):
             return []
         live.initial_in_flight = True
         return self._play(live, message, "initial", now_ms)
+
+    def claim_initial_message(
+        self, call_id: str, *, now_ms: int
+    ) -> tuple[str | None, list[Command]]:
+        """Hand the pending initial message/greeting to a carrier that speaks it in its reply.
+
+        The message is taken from metadata and recorded as spoken (bot transcript entry,
+        ``answeredAt`` and the duration timer if missing); the call is then ``listening`` because
+        the carrier's document listens right after it (Twilio T-SPEAK). None if there is nothing
+        pending or it is already being played.
+        """
+        live = self._active.get(call_id)
+        if live is None or live.initial_in_flight:
+            return None, []
+        record = live.record
+        message = record.metadata.get("initialMessage")
+        if not isinstance(message, str) or not message:
+            return None, []
+        out: list[Command] = []
+        if record.answered_at_ms is None:
+            record.answered_at_ms = now_ms
+            out.append(self._arm_duration(live, now_ms))
+        del record.metadata["initialMessage"]
+        record.add_transcript("bot", message, at_ms=now_ms)
+        self._set_state(live, CallState.LISTENING)
+        out.append(self._persist(record))
+        return message, out
 
     def _on_speech(self, live: LiveCall, event: SpeechReceived, now_ms: int) -> list[Command]:
         record = live.record

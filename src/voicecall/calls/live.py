@@ -34,6 +34,7 @@ class LiveCall:
     reply_id: str | None = None
     dtmf_buffer: str = ""
     stream_id: str | None = None
+    queued: bool = False
 
 
 @dataclass(frozen=True)

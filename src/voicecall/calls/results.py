@@ -112,6 +112,15 @@ class CarrierResults(CallBook):
             ]
         return []
 
+    def _done_dequeue(
+        self, op: CarrierOp, live: LiveCall | None, *, error: str | None, **_: Any
+    ) -> list[Command]:
+        if error is not None:
+            return [
+                cmd.LogMessage("warning", f"dequeuing inbound call {op.call_id} failed: {error}")
+            ]
+        return []
+
     def _done_dtmf(
         self, op: CarrierOp, live: LiveCall | None, *, error: str | None, **_: Any
     ) -> list[Command]:

@@ -17,6 +17,7 @@ from voicecall.calls.commands import CarrierCommand, Command, TimerKind
 from voicecall.calls.events import event_from_dict
 from voicecall.calls.manager import CallManager
 from voicecall.calls.record import CallRecord
+from voicecall.calls.view import CallView
 from voicecall.carriers.base import Carrier
 from voicecall.errors import CallEndedError, CallError, InvalidParamsError, UnknownCallError
 from voicecall.runtime.responder import build_run_request, generate_reply
@@ -74,6 +75,7 @@ class CallRuntime:
             config,
             webhook_url_configured=_webhook_url_configured(config),
             supports_pre_connect_dtmf=bool(getattr(carrier, "supports_pre_connect_dtmf", False)),
+            supports_inbound_queue=bool(getattr(carrier, "supports_inbound_queue", False)),
         )
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -89,6 +91,7 @@ class CallRuntime:
         loop = asyncio.get_running_loop()
         self._timers = TimerTable(loop, self._clock_ms, self._timer_fired)
         self._carrier.set_event_sink(self._on_carrier_event)
+        self._carrier.bind_control(self)
         await self._carrier.start()
         snapshots = list(self._store.load_latest().values())
         now_ms = self._clock_ms()
@@ -141,6 +144,10 @@ class CallRuntime:
     def find_by_provider_id(self, provider_call_id: str) -> CallRecord | None:
         """The record that owns a carrier call id, if any."""
         return self._manager.find_by_provider_id(provider_call_id)
+
+    def call_view(self, call_id: str) -> CallView | None:
+        """The live view of a call for carrier reply decisions (None once ended)."""
+        return self._manager.call_view(call_id)
 
     def status(self, call_id: str | None = None, sid: str | None = None) -> dict[str, Any]:
         """The §10.3 status payload (plus ``storeError`` while the store is failing)."""
@@ -224,14 +231,32 @@ class CallRuntime:
             lambda waiter, now: self._manager.end_call(call_id, waiter_id=waiter, now_ms=now),
         )
 
-    async def handle_events(self, events: list[dict[str, Any]]) -> None:
-        """Process normalized-event dicts in order (a malformed one raises InvalidParamsError)."""
+    async def handle_events(
+        self, events: list[dict[str, Any]], *, in_band_rejection: bool = False
+    ) -> None:
+        """Process normalized-event dicts in order (a malformed one raises InvalidParamsError).
+
+        ``in_band_rejection``: the carrier's reply refuses a rejected inbound caller itself,
+        so no REST hangup is issued for that call (SPEC §12).
+        """
         for raw in events:
             event = event_from_dict(raw)
             key = self._event_lock_key(event.call_id, event.provider_call_id)
             async with self._lock(key):
-                await self._execute(self._manager.handle_event(event, now_ms=self._clock_ms()))
+                commands = self._manager.handle_event(
+                    event, now_ms=self._clock_ms(), in_band_rejection=in_band_rejection
+                )
+                await self._execute(commands)
             self._drop_lock_if_ended(key)
+
+    async def claim_initial_message(self, call_id: str) -> str | None:
+        """Take the pending initial message for the carrier's reply (recorded as spoken)."""
+        async with self._lock(call_id):
+            message, commands = self._manager.claim_initial_message(
+                call_id, now_ms=self._clock_ms()
+            )
+            await self._execute(commands)
+        return message
 
     # ---- internals ---------------------------------------------------------------------------
 
@@ -364,6 +389,8 @@ class CallRuntime:
                 await carrier.stop_listening(command.provider_call_id)
             elif isinstance(command, cmd.SendDtmf):
                 await carrier.send_dtmf(command.provider_call_id, command.digits)
+            elif isinstance(command, cmd.DequeueCall):
+                await carrier.dequeue_call(command.provider_call_id, command.call_id)
             else:
                 status = await carrier.get_call_status(command.provider_call_id)
                 outcome["terminal"] = status.terminal
