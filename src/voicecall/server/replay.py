@@ -24,12 +24,18 @@ class CachedResponse:
 
 
 class ReplayCache:
-    """Remembers request keys; a reserved key without a response yet replays as ``OK``."""
+    """Remembers request keys; a reserved key without a response yet replays as ``OK``.
+
+    ``clock_ms`` is injectable (monotonic milliseconds by default) so tests can move the window.
+    """
 
     def __init__(self, *, clock_ms: Callable[[], int] | None = None) -> None:
         self._clock_ms = clock_ms or (lambda: int(time.monotonic() * 1000))
         self._entries: OrderedDict[str, tuple[int, CachedResponse | None]] = OrderedDict()
         self._inserts = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def reserve(self, key: str) -> tuple[bool, CachedResponse | None]:
         """``(True, None)`` for a new key (now reserved); ``(False, cached)`` for a replay."""
