@@ -14,9 +14,16 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from voicecall.carriers.base import CallControl
+from voicecall.carriers.base import CallControl, CarrierContext
 from voicecall.config import VoicecallConfig
 from voicecall.errors import CallError, ConfigError
+from voicecall.exposure import (
+    REAL_CARRIERS,
+    WebhookExposure,
+    private_webhook_message,
+    resolve_webhook_url,
+    webhook_url_problem,
+)
 from voicecall.server.control import ControlState, build_control_app
 from voicecall.server.listener import Listener
 from voicecall.server.metered_store import MeteredStore
@@ -121,6 +128,8 @@ class Gateway:
         self.store: Any = None
         self.unavailable: str | None = None
         self._carrier: Any = None
+        self._exposure: WebhookExposure | None = None
+        self._public_webhook_url: str | None = None
         self._started_at_s = 0.0
         self._stopping = False
         self._started = False
@@ -140,6 +149,14 @@ class Gateway:
 
     @property
     def webhook_url(self) -> str | None:
+        """The webhook URL carriers are given (SPEC §4.6: publicUrl, tunnel, Tailscale, local).
+
+        Set once the runtime has started its listener and exposure; None otherwise.
+        """
+        return self._public_webhook_url
+
+    @property
+    def local_webhook_url(self) -> str | None:
         """The local webhook URL once the carrier listener is bound."""
         if self._webhook is None or not self._webhook.running:
             return None
@@ -303,20 +320,76 @@ class Gateway:
                 ),
             )
             await self._webhook.start()
+        if not await self._expose_webhook():
+            return
+        self._carrier.attach(self._carrier_context())
         try:
             await runtime.start()
         except BaseException:
-            if self._webhook is not None:
-                await self._webhook.stop()
-                self._webhook = None
-            await self._carrier.aclose()
+            await self._abandon_start()
             raise
         self.runtime = runtime
+
+    async def _expose_webhook(self) -> bool:
+        """SPEC §4.7 after the webhook server: tunnel, Tailscale, then the public-URL rule.
+
+        A failure undoes the start so far and raises; a private URL for a real carrier (without
+        allowPrivateWebhookUrl) leaves the runtime setup-incomplete and returns False.
+        """
+        self._exposure = WebhookExposure(self.config, self.env)
+        try:
+            if self._webhook is not None:
+                url = await self._exposure.start(self._webhook.port)
+            else:
+                url = resolve_webhook_url(self.config)
+        except BaseException:
+            await self._abandon_start()
+            raise
+        refusal = webhook_url_problem(self.config, url)
+        if refusal is not None:
+            await self._abandon_start()
+            self.unavailable = SETUP_INCOMPLETE_PREFIX + refusal
+            log.error("%s", self.unavailable)
+            return False
+        if self.config.provider in REAL_CARRIERS and private_webhook_message(url):
+            log.warning("allowPrivateWebhookUrl: carriers get the private webhook URL %s", url)
+        self._public_webhook_url = url
+        return True
+
+    async def _abandon_start(self) -> None:
+        """Stop what a failed start already started: exposure, webhook listener, carrier."""
+        exposure, self._exposure = self._exposure, None
+        webhook, self._webhook = self._webhook, None
+        carrier, self._carrier = self._carrier, None
+        self._public_webhook_url = None
+        try:
+            if exposure is not None:
+                await exposure.stop()
+        finally:
+            try:
+                if webhook is not None:
+                    await webhook.stop()
+            finally:
+                if carrier is not None:
+                    await carrier.aclose()
+                self.metrics.bind_runtime(self.config.provider, None)
+
+    def _carrier_context(self) -> CarrierContext:
+        """The shared HTTP session and the public webhook URL carriers put in their requests."""
+        from voicecall.exposure.webhook_url import resolve_webhook_url
+
+        port = self._webhook.port if self._webhook is not None else None
+        webhook_url = resolve_webhook_url(self.config, port=port)
+        return CarrierContext(http_session=self.http_session, webhook_url=webhook_url)
 
     async def _stop_runtime(self) -> None:
         webhook, self._webhook = self._webhook, None
         if webhook is not None:
             await webhook.stop()
+        exposure, self._exposure = self._exposure, None
+        self._public_webhook_url = None
+        if exposure is not None:
+            await exposure.stop()
         runtime, self.runtime = self.runtime, None
         carrier, self._carrier = self._carrier, None
         if runtime is not None:

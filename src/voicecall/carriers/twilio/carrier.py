@@ -1,0 +1,370 @@
+"""The Twilio carrier: REST control over the shared session and the §3.2 webhook decisions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+from voicecall.calls.view import CallView
+from voicecall.carriers.api import ApiRequest, ApiResponse, CarrierApiError
+from voicecall.carriers.base import (
+    CallControl,
+    CallStatus,
+    Carrier,
+    EventSink,
+    Verification,
+    WebhookReply,
+    WebhookRequest,
+)
+from voicecall.carriers.http import CarrierHttp, basic_auth
+from voicecall.carriers.twilio import rest, twiml
+from voicecall.carriers.twilio.webhook import SIGNATURE_HEADER, parse_webhook, verify_signature
+from voicecall.errors import CallError
+
+__all__ = ["TwilioCarrier"]
+
+log = logging.getLogger(__name__)
+
+_TWIML_RETRY_DELAYS_S = (0.25, 0.75)  # error 21220 ("call not in-progress yet"), SPEC §3.1
+_CALL_NOT_READY = 21220
+_HOLD_MUSIC_PATH = "/voice/hold-music"
+
+
+def _xml(document: str) -> WebhookReply:
+    return WebhookReply(body=twiml.served(document).encode(), content_type="text/xml")
+
+
+class TwilioCarrier(Carrier):
+    """Twilio Programmable Voice: inline/served TwiML, Gather turns, signed webhooks."""
+
+    name = "twilio"
+    supports_pre_connect_dtmf = True
+    supports_inbound_queue = True
+    webhook_signature_headers = ((SIGNATURE_HEADER,),)
+    #: SPEC §4.1 step 8: a replayed Twilio webhook always gets an empty document.
+    webhook_replay_reply = _xml(twiml.empty())
+
+    def __init__(self, config: Any) -> None:
+        self._config = config
+        twilio = config.twilio
+        self._account_sid: str = twilio.account_sid or ""
+        self._auth_token: str = twilio.auth_token or ""
+        self._base_url: str = twilio.rest_base_url()
+        self._http: CarrierHttp | None = None
+        self._sink: EventSink | None = None
+        self._one_shot: dict[str, str] = {}  # callId -> TwiML served once (DTMF, long notify)
+        self._sleep = asyncio.sleep
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def set_event_sink(self, sink: EventSink) -> None:
+        self._sink = sink
+
+    async def start(self) -> None:
+        session = self.context.http_session
+        if session is not None:
+            headers = {"Authorization": basic_auth(self._account_sid, self._auth_token)}
+            self._http = CarrierHttp("twilio", session, self._base_url, headers=headers)
+
+    async def aclose(self) -> None:
+        self._http = None
+        self._one_shot.clear()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @property
+    def webhook_url(self) -> str:
+        url = self.context.webhook_url or self._config.public_url
+        if not url:
+            raise CallError("Webhook URL not configured")
+        return str(url)
+
+    async def _send(self, request: ApiRequest) -> ApiResponse:
+        if self._http is None:
+            raise CallError("twilio carrier is not started (no HTTP session)")
+        return await self._http.request(request)
+
+    def _voice(self) -> str:
+        return twiml.voice_for(self._config.tts)
+
+    def _locale(self) -> str:
+        return twiml.locale_for(self._config.tts)
+
+    def _keepalive_url(self, call_id: str) -> str:
+        return twiml.with_query(self.webhook_url, {"callId": call_id, "flow": "keepalive"})
+
+    def _action_url(self, call_id: str, turn_token: str | None) -> str:
+        params = {"callId": call_id}
+        if turn_token:
+            params["turnToken"] = turn_token
+        return twiml.with_query(self.webhook_url, params)
+
+    def _speak_doc(self, call_id: str, text: str, turn_token: str | None) -> str:
+        return twiml.speak(
+            text,
+            voice=self._voice(),
+            locale=self._locale(),
+            action_url=self._action_url(call_id, turn_token),
+            keepalive_url=self._keepalive_url(call_id),
+        )
+
+    def _listen_doc(self, call_id: str, turn_token: str | None) -> str:
+        return twiml.listen(
+            locale=self._locale(),
+            action_url=self._action_url(call_id, turn_token),
+            keepalive_url=self._keepalive_url(call_id),
+        )
+
+    def _view_for(self, provider_call_id: str) -> CallView | None:
+        control = self.control
+        if control is None:
+            return None
+        record = control.find_by_provider_id(provider_call_id)
+        return control.call_view(record.call_id) if record is not None else None
+
+    async def _update_twiml(self, provider_call_id: str, document: str) -> None:
+        request = rest.update_twiml(self._account_sid, provider_call_id, document)
+        for delay in (*_TWIML_RETRY_DELAYS_S, None):
+            try:
+                await self._send(request)
+                return
+            except CarrierApiError as exc:
+                if exc.code != _CALL_NOT_READY or delay is None:
+                    raise
+                await self._sleep(delay)
+
+    # -- Carrier: REST -------------------------------------------------------------------------
+
+    async def initiate_call(
+        self,
+        *,
+        call_id: str,
+        from_number: str,
+        to_number: str,
+        mode: str,
+        message: str | None,
+        dtmf_sequence: str | None,
+    ) -> str:
+        webhook = self.webhook_url
+        voicemail = self._config.voicemail if self._config.voicemail.detection == "twilio" else None
+        inline: str | None = None
+        if mode == "notify" and message:
+            document = twiml.notify(message, self._voice())
+            # AMD needs the voice fetch to hold the message; long documents cannot go inline.
+            if voicemail is None and len(document) <= rest.MAX_INLINE_TWIML_CHARS:
+                inline = document
+            elif voicemail is None:
+                self._one_shot[call_id] = document
+        if dtmf_sequence:
+            redirect = twiml.with_query(webhook, {"callId": call_id})
+            self._one_shot[call_id] = twiml.play_dtmf(dtmf_sequence, redirect)
+        recording = self._config.recording
+        request = rest.create_call(
+            self._account_sid,
+            to=to_number,
+            from_=from_number,
+            webhook_url=webhook,
+            call_id=call_id,
+            ring_timeout_ms=self._config.ring_timeout_ms,
+            twiml=inline,
+            voicemail=voicemail,
+            recording_channels=recording.channels if recording.enabled else None,
+        )
+        try:
+            response = await self._send(request)
+        except BaseException:
+            self._one_shot.pop(call_id, None)
+            raise
+        data = response.json()
+        sid = data.get("sid") if isinstance(data, dict) else None
+        if not isinstance(sid, str) or not sid:
+            self._one_shot.pop(call_id, None)
+            raise CallError("twilio API error: create call answered without a sid")
+        return sid
+
+    async def hangup_call(self, provider_call_id: str) -> None:
+        view = self._view_for(provider_call_id)
+        ringing = view is not None and view.record.answered_at_ms is None
+        request = rest.hang_up(self._account_sid, provider_call_id, not_yet_answered=ringing)
+        try:
+            await self._send(request)
+        except CarrierApiError as exc:
+            if not exc.not_found:
+                raise
+
+    async def play_tts(self, provider_call_id: str, text: str) -> None:
+        view = self._view_for(provider_call_id)
+        if view is None:
+            raise CallError(f"call not found for {provider_call_id}")
+        if view.stream_connected:
+            # Never replace <Connect><Stream> with a TwiML update (SPEC §3.2, §8.2).
+            raise CallError("telephony TTS unavailable while a media stream is active")
+        call_id = view.record.call_id
+        if view.record.mode == "notify" and view.record.direction == "outbound":
+            document = twiml.notify(text, self._voice())
+        else:
+            document = self._speak_doc(call_id, text, view.turn_token)
+        await self._update_twiml(provider_call_id, document)
+
+    async def start_listening(self, provider_call_id: str, turn_token: str | None) -> None:
+        """Nothing to send: every speaking document (T-SPEAK) already ends in a listening
+        ``<Gather>`` whose action URL carries the turn token."""
+
+    async def stop_listening(self, provider_call_id: str) -> None:
+        """Nothing to send: a Gather result simply stops being awaited."""
+
+    async def send_dtmf(self, provider_call_id: str, digits: str) -> None:
+        view = self._view_for(provider_call_id)
+        if view is None:
+            raise CallError(f"call not found for {provider_call_id}")
+        if view.stream_connected:
+            raise CallError("sending DTMF on a live Twilio media stream is not available")
+        document = twiml.play_dtmf(digits, self._keepalive_url(view.record.call_id))
+        await self._update_twiml(provider_call_id, document)
+
+    async def get_call_status(self, provider_call_id: str) -> CallStatus:
+        try:
+            response = await self._send(rest.fetch_call(self._account_sid, provider_call_id))
+        except CarrierApiError as exc:
+            if exc.not_found:
+                return CallStatus("not-found", True)
+            raise
+        data = response.json()
+        status = str(data.get("status", "unknown")) if isinstance(data, dict) else "unknown"
+        return CallStatus(status, status in rest.TERMINAL_STATUSES)
+
+    async def dequeue_call(self, provider_call_id: str, call_id: str) -> None:
+        url = twiml.with_query(self.webhook_url, {"callId": call_id})
+        await self._send(rest.redirect_call(self._account_sid, provider_call_id, url))
+
+    # -- Carrier: webhooks ---------------------------------------------------------------------
+
+    def verify_webhook(self, request: WebhookRequest) -> Verification:
+        check = verify_signature(
+            self._auth_token,
+            url=request.url,
+            signature=request.headers.get(SIGNATURE_HEADER),
+            body=request.body,
+            query=request.query,
+            public_url=request.public_url,
+            host_header=request.host_header,
+        )
+        return Verification(ok=check.ok, request_key=check.request_key, reason=check.reason)
+
+    async def handle_webhook(
+        self, request: WebhookRequest, verification: Verification, control: CallControl
+    ) -> WebhookReply:
+        params: dict[str, str] = {}
+        if "bodySHA256" not in request.query:
+            for key, value in parse_qsl(request.body.decode("utf-8", "replace"), True):
+                params.setdefault(key, value)
+        call_sid = params.get("CallSid") or None
+        call_id = request.query.get("callId") or None
+        if call_id is None and call_sid:
+            known = control.find_by_provider_id(call_sid)
+            call_id = known.call_id if known is not None else None
+        hook = parse_webhook(
+            params,
+            request.query,
+            dedupe_key=verification.request_key or "",
+            call_id=call_id,
+            now_ms=request.received_at_ms,
+        )
+        # 1. status / AMD / recording callbacks.
+        if hook.kind in ("status", "amd", "recording"):
+            await control.handle_events(hook.events)
+            return _xml(twiml.empty())
+        # 2. keep-alive redirects.
+        if hook.flow == "keepalive":
+            view = control.call_view(call_id) if call_id else None
+            return _xml(self._idle_doc(view))
+        inbound = hook.direction == "inbound"
+        await control.handle_events(hook.events, in_band_rejection=inbound)
+        if call_id is None and call_sid:
+            known = control.find_by_provider_id(call_sid)
+            call_id = known.call_id if known is not None else None
+        view = control.call_view(call_id) if call_id else None
+        # 3. Gather results.
+        if hook.gather_result:
+            return _xml(self._idle_doc(view))
+        # 4. stored one-shot TwiML (pre-connect DTMF, long notify).
+        if call_id and call_id in self._one_shot:
+            log.info("initial TwiML consumed for call %s", call_id)
+            return _xml(self._one_shot.pop(call_id))
+        # 5. inbound refused by the policy: in band, no REST hangup (I20).
+        if inbound and view is None:
+            record = control.find_by_provider_id(call_sid) if call_sid else None
+            if record is not None and record.metadata.get("rejectionReason") == "inbound-policy":
+                return _xml(twiml.reject())
+            return _xml(twiml.empty())
+        # 6. inbound while at capacity (I11).
+        if inbound and view is not None and view.queued:
+            return _xml(twiml.queue(self._hold_url()))
+        # 7. not a call of ours and not answered.
+        ours = call_id is not None and hook.direction == "outbound"
+        if not inbound and not ours and hook.call_status != "in-progress":
+            return _xml(twiml.empty())
+        if view is None:
+            return _xml(twiml.empty())
+        if inbound:
+            await control.handle_events([self._answered_event(hook, view, request)])
+            view = control.call_view(view.record.call_id) or view
+        # 8./9. realtime and streaming need a media-stream server; until one is registered the
+        # call takes the classic flow (SPEC §13 #69: no usable stream URL -> carrier speech).
+        return _xml(await self._classic_doc(view, control, request.received_at_ms))
+
+    # -- decisions -------------------------------------------------------------------------------
+
+    def _idle_doc(self, view: CallView | None) -> str:
+        """T-LISTEN for a conversation (or a pending turn), else T-KEEPALIVE."""
+        if view is None:
+            return twiml.empty()
+        record = view.record
+        conversation = record.direction == "inbound" or record.mode == "conversation"
+        if conversation or view.has_waiter:
+            return self._listen_doc(record.call_id, view.turn_token)
+        return twiml.keepalive(self._keepalive_url(record.call_id))
+
+    async def _classic_doc(self, view: CallView, control: CallControl, now_ms: int) -> str:
+        record = view.record
+        call_id = record.call_id
+        if self._voicemail_pending(view, now_ms):
+            return twiml.keepalive(self._keepalive_url(call_id))
+        message = await control.claim_initial_message(call_id)
+        if message:
+            if record.mode == "notify" and record.direction == "outbound":
+                return twiml.notify(message, self._voice())
+            fresh = control.call_view(call_id)
+            return self._speak_doc(call_id, message, fresh.turn_token if fresh else None)
+        return self._idle_doc(control.call_view(call_id) or view)
+
+    def _voicemail_pending(self, view: CallView, now_ms: int) -> bool:
+        record = view.record
+        if self._config.voicemail.detection != "twilio" or record.direction != "outbound":
+            return False
+        if "answeredBy" in record.metadata:
+            return False
+        waited_ms = now_ms - (record.answered_at_ms or record.started_at_ms)
+        return bool(waited_ms < self._config.voicemail.hold_opening_max_ms)
+
+    def _hold_url(self) -> str:
+        from voicecall.exposure.webhook_url import public_path_prefix
+
+        base = self.webhook_url
+        scheme, _, rest_ = base.partition("://")
+        origin = f"{scheme}://{rest_.split('/', 1)[0]}"
+        return f"{origin}{public_path_prefix(self._config)}{_HOLD_MUSIC_PATH}"
+
+    @staticmethod
+    def _answered_event(hook: Any, view: CallView, request: WebhookRequest) -> dict[str, Any]:
+        key = f"{hook.events[0]['dedupeKey']}:answered" if hook.events else "twilio:answered"
+        return {
+            "type": "call.answered",
+            "id": key,
+            "dedupeKey": key,
+            "callId": view.record.call_id,
+            "providerCallId": view.record.provider_call_id,
+            "timestamp": request.received_at_ms,
+        }
