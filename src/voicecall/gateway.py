@@ -14,7 +14,7 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from voicecall.carriers.base import CallControl
+from voicecall.carriers.base import CallControl, CarrierContext
 from voicecall.config import VoicecallConfig
 from voicecall.errors import CallError, ConfigError
 from voicecall.exposure import (
@@ -322,6 +322,7 @@ class Gateway:
             await self._webhook.start()
         if not await self._expose_webhook():
             return
+        self._carrier.attach(self._carrier_context())
         try:
             await runtime.start()
         except BaseException:
@@ -372,6 +373,14 @@ class Gateway:
                 if carrier is not None:
                     await carrier.aclose()
                 self.metrics.bind_runtime(self.config.provider, None)
+
+    def _carrier_context(self) -> CarrierContext:
+        """The shared HTTP session and the public webhook URL carriers put in their requests."""
+        from voicecall.exposure.webhook_url import resolve_webhook_url
+
+        port = self._webhook.port if self._webhook is not None else None
+        webhook_url = resolve_webhook_url(self.config, port=port)
+        return CarrierContext(http_session=self.http_session, webhook_url=webhook_url)
 
     async def _stop_runtime(self) -> None:
         webhook, self._webhook = self._webhook, None
