@@ -376,10 +376,9 @@ class Gateway:
 
     def _carrier_context(self) -> CarrierContext:
         """The shared HTTP session and the public webhook URL carriers put in their requests."""
-        from voicecall.exposure.webhook_url import resolve_webhook_url
-
         port = self._webhook.port if self._webhook is not None else None
-        webhook_url = resolve_webhook_url(self.config, port=port)
+        # The exposure step resolved it (tunnel/Tailscale included); recompute only without one.
+        webhook_url = self._public_webhook_url or resolve_webhook_url(self.config, port=port)
         return CarrierContext(http_session=self.http_session, webhook_url=webhook_url)
 
     async def _stop_runtime(self) -> None:
