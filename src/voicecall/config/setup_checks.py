@@ -9,7 +9,12 @@ from voicecall.config.exposure import private_webhook_message
 from voicecall.config.loader import LoadedConfig
 from voicecall.config.models import VoicecallConfig
 from voicecall.config.secrets import AI_PROVIDER_KEY_ENV, api_key_for
-from voicecall.config.validate import BOTH_AUDIO_MODES_MESSAGE, uses_funnel, validate_setup
+from voicecall.config.validate import (
+    BOTH_AUDIO_MODES_MESSAGE,
+    exposure_kind,
+    missing_exposure_tool,
+    validate_setup,
+)
 
 __all__ = [
     "OFFLINE_RESPONDER_NOTE",
@@ -71,29 +76,42 @@ def effective_model(config: VoicecallConfig, response_model: str | None = None) 
     return f"{config.agent.default_model.split('/', 1)[0]}/{model}"
 
 
-def _webhook_check(config: VoicecallConfig) -> Check:
+_EXPOSED_VIA = {
+    "ngrok": "exposed via ngrok",
+    "tailscale-funnel": "exposed via tailscale funnel",
+    "tailscale-serve": "exposed via tailscale serve (tailnet only)",
+}
+
+
+def _webhook_check(config: VoicecallConfig, env: Mapping[str, str]) -> Check:
+    """SPEC §4.6 order: publicUrl, then tunnel/Tailscale, then the local listener URL."""
     if config.provider == "mock":
         return Check("webhook-exposure", True, "mock provider: no public webhook needed")
+    missing_tool = missing_exposure_tool(config, env)
+    if missing_tool:
+        return Check("webhook-exposure", False, missing_tool)
     allow_private = config.webhook_security.allow_private_webhook_url
     if config.public_url:
         refusal = None if allow_private else private_webhook_message(config.public_url)
         if refusal:
             return Check("webhook-exposure", False, refusal)
         return Check("webhook-exposure", True, f"webhook: {config.public_url}")
-    if config.tunnel.provider == "ngrok":
-        return Check("webhook-exposure", True, "exposed via ngrok")
-    if uses_funnel(config):
-        return Check("webhook-exposure", True, "exposed via tailscale funnel")
-    if config.tailscale.mode == "serve" or config.tunnel.provider == "tailscale-serve":
-        return Check("webhook-exposure", True, "exposed via tailscale serve (tailnet only)")
-    if allow_private:
-        local = f"http://{config.serve.bind}:{config.serve.port}{config.serve.path}"
+    kind = exposure_kind(config)
+    if kind is not None:
+        return Check("webhook-exposure", True, _EXPOSED_VIA[kind])
+    local = f"http://{_url_host(config.serve.bind)}:{config.serve.port}{config.serve.path}"
+    if allow_private or not private_webhook_message(local):
+        # Allowed, or a public bind address carriers can post to directly.
         return Check("webhook-exposure", True, f"webhook: {local}")
     return Check(
         "webhook-exposure",
         False,
         f"Set publicUrl or configure tunnel/tailscale so the carrier can reach {config.serve.path}",
     )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _mode_check(config: VoicecallConfig, env: Mapping[str, str]) -> Check:
@@ -157,7 +175,7 @@ def setup_checks(
             not problems,
             "; ".join(problems) if problems else "configuration is complete",
         ),
-        _webhook_check(config),
+        _webhook_check(config, env),
         _mode_check(config, env),
         _agent_check(config, env, agent_description, agent_error),
     ]

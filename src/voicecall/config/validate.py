@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
+from collections.abc import Mapping
+from typing import Literal
 
 from voicecall.config.models import VoicecallConfig
 
 __all__ = [
     "BOTH_AUDIO_MODES_MESSAGE",
     "FUNNEL_PORTS",
+    "NGROK_INSTALL_HINT",
+    "TAILSCALE_INSTALL_HINT",
+    "ExposureKind",
+    "exposure_kind",
     "is_loopback_host",
+    "missing_exposure_tool",
     "uses_funnel",
     "validate_setup",
 ]
+
+ExposureKind = Literal["ngrok", "tailscale-serve", "tailscale-funnel"]
+
+NGROK_INSTALL_HINT = (
+    "ngrok not found on PATH; install the ngrok agent (https://ngrok.com/download)"
+    ' or set tunnel.provider to "none"'
+)
+TAILSCALE_INSTALL_HINT = (
+    "tailscale not found on PATH; install Tailscale (https://tailscale.com/download)"
+    ' or set tunnel.provider to "none" and tailscale.mode to "off"'
+)
 
 BOTH_AUDIO_MODES_MESSAGE = (
     "realtime.enabled and streaming.enabled cannot both be true; pick one audio mode"
@@ -62,6 +81,34 @@ def _carrier_problems(config: VoicecallConfig) -> list[str]:
         if not config.plivo.auth_token:
             problems.append("plivo.authToken is required (or set PLIVO_AUTH_TOKEN)")
     return problems
+
+
+def exposure_kind(config: VoicecallConfig) -> ExposureKind | None:
+    """The exposure the runtime starts; `tunnel.provider` wins over legacy `tailscale.mode`."""
+    provider = config.tunnel.provider
+    if provider != "none":
+        return provider
+    if config.tailscale.mode == "serve":
+        return "tailscale-serve"
+    if config.tailscale.mode == "funnel":
+        return "tailscale-funnel"
+    return None
+
+
+def missing_exposure_tool(config: VoicecallConfig, env: Mapping[str, str]) -> str | None:
+    """The install hint when the configured ngrok/tailscale binary is not on env's PATH."""
+    kind = exposure_kind(config)
+    if kind is None:
+        return None
+    binary, hint = (
+        ("ngrok", NGROK_INSTALL_HINT)
+        if kind == "ngrok"
+        else (
+            "tailscale",
+            TAILSCALE_INSTALL_HINT,
+        )
+    )
+    return None if shutil.which(binary, path=env.get("PATH")) else hint
 
 
 def uses_funnel(config: VoicecallConfig) -> bool:

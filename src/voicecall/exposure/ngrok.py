@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from voicecall.config.validate import NGROK_INSTALL_HINT
 from voicecall.exposure.errors import ExposureError
 
 __all__ = [
@@ -26,10 +27,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NGROK_DOMAINS = ("ngrok.io", "ngrok.app", "ngrok.dev", "ngrok-free.app", "ngrok-free.dev")
-NGROK_INSTALL_HINT = (
-    "ngrok not found on PATH; install the ngrok agent (https://ngrok.com/download)"
-    ' or set tunnel.provider to "none"'
-)
 STARTUP_TIMEOUT_S = 30.0
 _STOP_GRACE_S = 5.0
 _LINE_LIMIT_BYTES = 1 << 20

@@ -13,6 +13,7 @@ from typing import Literal
 import orjson
 
 from voicecall.config.models import VoicecallConfig
+from voicecall.config.validate import TAILSCALE_INSTALL_HINT
 from voicecall.exposure.errors import ExposureError
 from voicecall.exposure.webhook_url import tailscale_public_url
 
@@ -34,11 +35,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TailscaleMode = Literal["serve", "funnel"]
-
-TAILSCALE_INSTALL_HINT = (
-    "tailscale not found on PATH; install Tailscale (https://tailscale.com/download)"
-    ' or set tunnel.provider to "none" and tailscale.mode to "off"'
-)
 
 
 @dataclass(frozen=True)

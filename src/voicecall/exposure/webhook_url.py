@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
 from urllib.parse import urlsplit
 
 from voicecall.config.exposure import is_private_host, private_webhook_message
 from voicecall.config.models import VoicecallConfig
+from voicecall.config.validate import ExposureKind, exposure_kind
 
 __all__ = [
     "REAL_CARRIERS",
@@ -24,20 +24,6 @@ __all__ = [
 ]
 
 REAL_CARRIERS = frozenset({"twilio", "telnyx", "plivo"})
-
-ExposureKind = Literal["ngrok", "tailscale-serve", "tailscale-funnel"]
-
-
-def exposure_kind(config: VoicecallConfig) -> ExposureKind | None:
-    """The exposure the config asks for; `tunnel.provider` wins over legacy `tailscale.mode`."""
-    provider = config.tunnel.provider
-    if provider != "none":
-        return provider
-    if config.tailscale.mode == "serve":
-        return "tailscale-serve"
-    if config.tailscale.mode == "funnel":
-        return "tailscale-funnel"
-    return None
 
 
 def _url_host(host: str) -> str:
