@@ -108,12 +108,16 @@ async def test_public_url_is_given_to_carriers(tmp_path: Path, twilio_on_mock: N
 
 async def test_ngrok_url_and_kill_on_stop(tmp_path: Path, tools: FakeTools) -> None:
     """ngrok is pointed at the bound webhook port, its URL + serve.path is the webhook URL, and
-    the carrier is handed that URL; stop() kills ngrok; start after stop spawns a new tunnel."""
+    the carrier is handed that URL; a second start keeps it; stop() kills ngrok; start after stop
+    spawns a new tunnel."""
     config = make_config(tmp_path, tunnel={"provider": "ngrok", "ngrokAuthToken": "tok_1"})
     gateway = Gateway(config, control=False)
     await gateway.start()
     assert gateway.webhook_url == "https://a1b2-203-0-113-7.ngrok-free.app/voice/webhook"
     assert gateway._carrier.context.webhook_url == gateway.webhook_url
+    url = gateway.webhook_url
+    await gateway.start()
+    assert gateway.webhook_url == url
     assert gateway.local_webhook_url is not None
     [run] = tools.runs("ngrok")
     assert gateway.local_webhook_url.endswith(f":{run['argv'][1]}/voice/webhook")
