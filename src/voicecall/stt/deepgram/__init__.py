@@ -1,0 +1,1 @@
+"""The deepgram streaming transcription provider: sans-IO protocol and websocket session."""

@@ -1,0 +1,1 @@
+"""The elevenlabs streaming transcription provider: sans-IO protocol and websocket session."""

@@ -1,0 +1,28 @@
+"""The ElevenLabs realtime STT client: the shared session runtime over `websockets`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from voicecall.stt.base import EventCallback, ReconnectPolicy, SttSession, Transport
+from voicecall.stt.elevenlabs.protocol import ElevenLabsProtocol, ElevenLabsSettings
+from voicecall.stt.protocol import ConnectRequest, parse_settings
+from voicecall.stt.transport import open_websocket
+
+__all__ = ["ElevenLabsSession", "create_session"]
+
+
+class ElevenLabsSession(SttSession):
+    """One call's ElevenLabs realtime STT session."""
+
+    async def _connect(self, request: ConnectRequest) -> Transport:
+        return await open_websocket(request)
+
+
+def create_session(
+    raw: Mapping[str, Any], on_event: EventCallback, *, policy: ReconnectPolicy | None = None
+) -> ElevenLabsSession:
+    """A session for `streaming.providers.elevenlabs` (defaults of SPEC §6.2 where left out)."""
+    settings = parse_settings(ElevenLabsSettings, raw, {})
+    return ElevenLabsSession(ElevenLabsProtocol(settings), on_event, policy=policy)

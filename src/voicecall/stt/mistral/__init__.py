@@ -1,0 +1,1 @@
+"""The mistral streaming transcription provider: sans-IO protocol and websocket session."""

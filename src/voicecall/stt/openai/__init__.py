@@ -1,0 +1,1 @@
+"""The openai streaming transcription provider: sans-IO protocol and websocket session."""

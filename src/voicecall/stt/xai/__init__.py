@@ -1,0 +1,1 @@
+"""The xai streaming transcription provider: sans-IO protocol and websocket session."""
