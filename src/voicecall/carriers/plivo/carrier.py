@@ -1,0 +1,399 @@
+"""The Plivo carrier: Voice API over the shared HTTP session, Plivo XML answers (SPEC §3.4).
+
+Plivo runs XML documents it fetches from our webhook. Speech and listening mid-call are
+transfers (``POST /Call/{uuid}/`` with ``aleg_url=…&flow=<flow>&callId=<id>&seq=<n>``): the
+carrier stores the document first, and the fetch that follows the transfer serves it. ``seq``
+(our addition) names the document, so a retried fetch gets the same one and two quick transfers
+never swap texts (nor share a replay key under ``skipSignatureVerification``). For
+conversation calls a speak document also listens (``xml-speak-listen``), so the manager's
+following ``start_listening`` needs no second transfer that would cut the speech short.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from voicecall.carriers.base import (
+    CallControl,
+    CallStatus,
+    Carrier,
+    EventSink,
+    Verification,
+    WebhookReply,
+    WebhookRequest,
+)
+from voicecall.carriers.http import CarrierApiError, CarrierHttp, basic_auth
+from voicecall.carriers.plivo import rest
+from voicecall.carriers.plivo import xml as plivo_xml
+from voicecall.carriers.plivo.settings import PlivoSettings, webhook_base
+from voicecall.carriers.plivo.webhook import (
+    V2_HEADERS,
+    V3_HEADERS,
+    event_from_params,
+    group_params,
+    parse_form,
+    provider_ids,
+    verify_signature,
+)
+from voicecall.errors import CallError
+
+if TYPE_CHECKING:
+    from voicecall.calls.record import CallRecord
+
+__all__ = ["DOCUMENT_FLOWS", "PlivoCarrier"]
+
+log = logging.getLogger(__name__)
+
+#: Flows whose XML is a document the carrier queued before transferring the call to it.
+DOCUMENT_FLOWS = frozenset({"xml-speak", "xml-speak-listen", "xml-notify", "xml-listen"})
+_XML = "text/xml"
+_MAX_TRACKED = 4096  # calls whose ids and documents are remembered (oldest forgotten first)
+_DOCS_PER_CALL = 8
+
+
+@dataclass(frozen=True, slots=True)
+class _Document:
+    flow: str
+    text: str | None = None
+
+
+@dataclass(slots=True)
+class _CallDocs:
+    """The documents one call was transferred to, by ``seq``; whether the latest one listens."""
+
+    documents: OrderedDict[int, _Document] = field(default_factory=OrderedDict)
+    next_seq: int = 1
+    listening: bool = False
+
+    def add(self, document: _Document) -> int:
+        seq = self.next_seq
+        self.next_seq += 1
+        self.documents[seq] = document
+        while len(self.documents) > _DOCS_PER_CALL:
+            self.documents.popitem(last=False)
+        return seq
+
+    def find(self, flow: str, seq: int | None) -> _Document | None:
+        if seq is not None:
+            document = self.documents.get(seq)
+            return document if document is not None and document.flow == flow else None
+        matching = [d for d in self.documents.values() if d.flow == flow]
+        return matching[-1] if matching else None
+
+
+def _bounded_set(mapping: OrderedDict[str, Any], key: str, value: Any) -> None:
+    mapping[key] = value
+    mapping.move_to_end(key)
+    while len(mapping) > _MAX_TRACKED:
+        mapping.popitem(last=False)
+
+
+def _fallback_key(request: WebhookRequest) -> str:
+    """SPEC §3.4's dedupe key when verification gave none: the nonce, else the body hash."""
+    for prefix, (_, nonce_header) in (("v3", V3_HEADERS), ("v2", V2_HEADERS)):
+        nonce = request.headers.get(nonce_header)
+        if nonce:
+            return f"plivo:{prefix}:{nonce}"
+    return "plivo:body:" + hashlib.sha256(request.body).hexdigest()
+
+
+def _infer_flow(fields: dict[str, str]) -> str | None:
+    """The flow of a request without ``?flow=`` (an application's own answer/hangup URL)."""
+    event = fields.get("Event", "")
+    if event == "StartApp":
+        return "answer"
+    if event == "Hangup":
+        return "hangup"
+    return None
+
+
+class PlivoCarrier(Carrier):
+    """Places and controls calls through the Plivo Voice API and answers Plivo's XML fetches."""
+
+    name = "plivo"
+    supports_pre_connect_dtmf = True  # send_digits on create (SPEC §3.5)
+    webhook_signature_headers = (V3_HEADERS, V2_HEADERS)
+
+    def __init__(self, config: Any = None, *, settings: PlivoSettings | None = None) -> None:
+        self.settings = settings if settings is not None else PlivoSettings.from_config(config)
+        self._http: CarrierHttp | None = None
+        self._sink: EventSink | None = None
+        self._webhook_control: CallControl | None = None
+        self._docs: OrderedDict[str, _CallDocs] = OrderedDict()  # callId -> documents
+        self._call_ids: OrderedDict[str, str] = OrderedDict()  # provider id -> callId
+        self._call_uuids: OrderedDict[str, str] = OrderedDict()  # RequestUUID -> CallUUID
+        self._notify_messages: OrderedDict[str, str] = OrderedDict()  # callId -> text
+        self._rejected: OrderedDict[str, None] = OrderedDict()  # answered with reject XML
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def set_event_sink(self, sink: EventSink) -> None:
+        # Plivo events arrive only through webhooks (handle_webhook feeds them to the runtime).
+        self._sink = sink
+
+    async def start(self) -> None:
+        session = self.context.http_session
+        if session is not None:
+            self._http = CarrierHttp(
+                "plivo",
+                session,
+                rest.account_base_url(self.settings.api_base_url, self.settings.auth_id),
+                headers={
+                    "Authorization": basic_auth(self.settings.auth_id, self.settings.auth_token)
+                },
+            )
+
+    async def aclose(self) -> None:
+        self._http = None  # the shared session belongs to the gateway
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    def verify_webhook(self, request: WebhookRequest) -> Verification:
+        result = verify_signature(
+            auth_token=self.settings.auth_token,
+            method=request.method,
+            url=request.url,
+            headers=request.headers,
+            params=parse_form(request.body),
+        )
+        return Verification(ok=result.ok, request_key=result.request_key, reason=result.reason)
+
+    async def handle_webhook(
+        self, request: WebhookRequest, verification: Verification, control: CallControl
+    ) -> WebhookReply:
+        self._webhook_control = control
+        params = parse_form(request.body)
+        fields = {key: values[-1] for key, values in group_params(params).items()}
+        flow = request.query.get("flow") or _infer_flow(fields)
+        call_uuid, request_uuids = provider_ids(fields)
+        for request_uuid in request_uuids:
+            if call_uuid and request_uuid != call_uuid:
+                _bounded_set(self._call_uuids, request_uuid, call_uuid)
+        event = event_from_params(
+            params,
+            flow=flow,
+            call_id=request.query.get("callId") or None,
+            dedupe_key=verification.request_key or _fallback_key(request),
+            received_at_ms=request.received_at_ms,
+            resolve_call_id=lambda ids: self._resolve_call_id(ids, control),
+        )
+        if event is not None:
+            # Only the answer document can refuse a caller in-band (<Hangup reason="rejected"/>).
+            await control.handle_events([event], in_band_rejection=flow == "answer")
+        call_id = (event or {}).get("callId") or request.query.get("callId")
+        ids = [i for i in (call_uuid, *request_uuids) if i]
+        record = self._lookup_record(call_id, ids, control)
+        if record is not None:
+            for provider_id in ids:
+                _bounded_set(self._call_ids, provider_id, record.call_id)
+        seq_text = request.query.get("seq", "")
+        seq = int(seq_text) if seq_text.isdigit() and len(seq_text) < 10 else None
+        body = self._reply_body(flow, seq, record, ids)
+        if event is not None and event["type"] == "call.ended" and record is not None:
+            self._forget(record.call_id)
+        return WebhookReply(status=200, body=body.encode(), content_type=_XML)
+
+    def _reply_body(
+        self, flow: str | None, seq: int | None, record: CallRecord | None, ids: list[str]
+    ) -> str:
+        if flow == "answer":
+            if record is not None and record.metadata.get("rejectionReason") == "inbound-policy":
+                for provider_id in ids:
+                    _bounded_set(self._rejected, provider_id, None)
+                return plivo_xml.xml_reject()
+            if record is not None and record.mode == "notify":
+                message = record.metadata.get("initialMessage")
+                if not isinstance(message, str) or not message:
+                    message = self._notify_messages.get(record.call_id)
+                if message:
+                    return plivo_xml.xml_notify(message, locale=self.settings.locale)
+            return plivo_xml.xml_wait()
+        if flow == "getinput":
+            if record is not None and (docs := self._docs.get(record.call_id)) is not None:
+                docs.listening = False
+            return plivo_xml.xml_wait()
+        if flow in DOCUMENT_FLOWS and record is not None:
+            return self._serve_document(record.call_id, flow, seq)
+        return plivo_xml.xml_empty()
+
+    def _serve_document(self, call_id: str, flow: str, seq: int | None) -> str:
+        docs = self._docs.get(call_id)
+        document = docs.find(flow, seq) if docs is not None else None
+        if document is None:
+            log.warning("plivo: no %s document queued for call %s; holding the line", flow, call_id)
+            return plivo_xml.xml_wait()
+        return self._render(call_id, document)
+
+    def _render(self, call_id: str, document: _Document) -> str:
+        locale = self.settings.locale
+        text = document.text or ""
+        if document.flow == "xml-speak":
+            return plivo_xml.xml_speak(text, locale=locale)
+        if document.flow == "xml-notify":
+            return plivo_xml.xml_notify(text, locale=locale)
+        webhook_url = self._webhook_url()
+        if document.flow == "xml-speak-listen":
+            return plivo_xml.xml_speak_listen(
+                text, locale=locale, webhook_url=webhook_url, call_id=call_id
+            )
+        return plivo_xml.xml_listen(webhook_url=webhook_url, call_id=call_id, language=locale)
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def initiate_call(
+        self,
+        *,
+        call_id: str,
+        from_number: str,
+        to_number: str,
+        mode: str,
+        message: str | None,
+        dtmf_sequence: str | None,
+    ) -> str:
+        request = rest.create_call(
+            call_id=call_id,
+            from_number=from_number,
+            to_number=to_number,
+            webhook_url=self._webhook_url(),
+            ring_timeout_s=self.settings.ring_timeout_s,
+            send_digits=dtmf_sequence,
+        )
+        if mode == "notify" and message:
+            _bounded_set(self._notify_messages, call_id, message)
+        response = await self._client().request(request)
+        request_uuid = rest.request_uuid_from(response.body)
+        if request_uuid is None:
+            raise CallError("plivo API answered without a request_uuid")
+        _bounded_set(self._call_ids, request_uuid, call_id)
+        return request_uuid
+
+    async def hangup_call(self, provider_call_id: str) -> None:
+        if provider_call_id in self._rejected:
+            return  # the answer XML already refused this caller in-band (SPEC §12)
+        http = self._client()
+        call_uuid = self._call_uuids.get(provider_call_id)
+        try:
+            await http.request(rest.hangup_call(call_uuid or provider_call_id))
+            return
+        except CarrierApiError as exc:
+            if not exc.not_found:
+                raise
+            if call_uuid is not None:
+                return  # the connected call is already gone
+        try:
+            # Not connected yet: the id is the create request's, so cancel the request.
+            await http.request(rest.cancel_request(provider_call_id))
+        except CarrierApiError as exc:
+            if not exc.not_found:
+                raise
+
+    async def play_tts(self, provider_call_id: str, text: str) -> None:
+        call_id = self._call_id_for(provider_call_id)
+        record = self._record(call_id)
+        conversation = record is None or (record.direction == "inbound" or record.mode != "notify")
+        flow = "xml-speak-listen" if conversation else "xml-speak"
+        # Plivo reports no end of playback: the transfer being accepted is as far as we can see.
+        await self._transfer(provider_call_id, call_id, _Document(flow, text))
+
+    async def start_listening(self, provider_call_id: str, turn_token: str | None) -> None:
+        call_id = self._call_id_for(provider_call_id)
+        docs = self._docs.get(call_id)
+        if docs is not None and docs.listening:
+            return  # the speak document already listens (xml-speak-listen)
+        await self._transfer(provider_call_id, call_id, _Document("xml-listen"))
+
+    async def stop_listening(self, provider_call_id: str) -> None:
+        # GetInput ends by itself (a result or executionTimeout); nothing to cancel at Plivo.
+        docs = self._docs.get(self._call_id_for(provider_call_id))
+        if docs is not None:
+            docs.listening = False
+
+    async def send_dtmf(self, provider_call_id: str, digits: str) -> None:
+        await self._client().request(rest.send_dtmf(self._live_uuid(provider_call_id), digits))
+
+    async def get_call_status(self, provider_call_id: str) -> CallStatus:
+        try:
+            request = rest.get_call(self._live_uuid(provider_call_id))
+            response = await self._client().request(request)
+        except CarrierApiError as exc:
+            if exc.not_found:
+                return CallStatus(status="not-found", terminal=True)
+            raise
+        status, terminal = rest.call_status_from(response.body)
+        return CallStatus(status=status, terminal=terminal)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _client(self) -> CarrierHttp:
+        if self._http is None:
+            raise CallError("plivo carrier is not started (no HTTP session)")
+        return self._http
+
+    def _webhook_url(self) -> str:
+        url = webhook_base(self.context.webhook_url) or self.settings.public_url
+        if not url:
+            raise CallError("Webhook URL not configured")
+        return url
+
+    def _live_uuid(self, provider_call_id: str) -> str:
+        return self._call_uuids.get(provider_call_id, provider_call_id)
+
+    def _control(self) -> CallControl | None:
+        return self.control or self._webhook_control
+
+    def _record(self, call_id: str) -> CallRecord | None:
+        control = self._control()
+        return control.get_record(call_id) if control is not None else None
+
+    def _call_id_for(self, provider_call_id: str) -> str:
+        call_id = self._call_ids.get(provider_call_id)
+        if call_id is None and (control := self._control()) is not None:
+            record = control.find_by_provider_id(provider_call_id)
+            call_id = record.call_id if record is not None else None
+        if call_id is None:
+            raise CallError(f"plivo: unknown call {provider_call_id}")
+        return call_id
+
+    def _resolve_call_id(self, ids: list[str] | Any, control: CallControl) -> str | None:
+        for provider_id in ids:
+            record = control.find_by_provider_id(provider_id)
+            if record is not None:
+                return record.call_id
+            if provider_id in self._call_ids:
+                return self._call_ids[provider_id]
+        return None
+
+    def _lookup_record(
+        self, call_id: str | None, ids: list[str], control: CallControl
+    ) -> CallRecord | None:
+        if call_id and (record := control.get_record(call_id)) is not None:
+            return record
+        for provider_id in ids:
+            if (record := control.find_by_provider_id(provider_id)) is not None:
+                return record
+        return None
+
+    async def _transfer(self, provider_call_id: str, call_id: str, document: _Document) -> None:
+        docs = self._docs.get(call_id)
+        if docs is None:
+            docs = _CallDocs()
+            _bounded_set(self._docs, call_id, docs)
+        seq = docs.add(document)
+        listening_before = docs.listening
+        docs.listening = document.flow in ("xml-speak-listen", "xml-listen")
+        url = plivo_xml.callback_url(self._webhook_url(), flow=document.flow, call_id=call_id)
+        url = f"{url}&seq={seq}"
+        try:
+            await self._client().request(rest.transfer_call(self._live_uuid(provider_call_id), url))
+        except BaseException:
+            docs.documents.pop(seq, None)
+            docs.listening = listening_before
+            raise
+
+    def _forget(self, call_id: str) -> None:
+        self._docs.pop(call_id, None)
+        self._notify_messages.pop(call_id, None)

@@ -1,0 +1,64 @@
+"""The Plivo carrier's settings, read once from the gateway config (SPEC §1.3, §3.4)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["DEFAULT_API_BASE_URL", "DEFAULT_LOCALE", "PlivoSettings", "webhook_base"]
+
+DEFAULT_API_BASE_URL = "https://api.plivo.com/v1"
+DEFAULT_LOCALE = "en-US"
+_LOCALE_KEYS = ("language", "languageCode", "language_code", "locale")
+
+
+def webhook_base(url: str | None) -> str | None:
+    """A public URL's origin and path only: what callback URLs are built on (no query)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _tts_locale(tts: Any) -> str:
+    provider = getattr(tts, "provider", None)
+    providers = getattr(tts, "providers", None)
+    entry = providers.get(provider) if provider and isinstance(providers, Mapping) else None
+    if isinstance(entry, Mapping):
+        for key in _LOCALE_KEYS:
+            value = entry.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    return DEFAULT_LOCALE
+
+
+@dataclass(frozen=True, slots=True)
+class PlivoSettings:
+    """Credentials, API base, callback base and the speech locale of one Plivo account."""
+
+    auth_id: str
+    auth_token: str
+    api_base_url: str = DEFAULT_API_BASE_URL
+    public_url: str | None = None
+    ring_timeout_s: int = 30
+    locale: str = DEFAULT_LOCALE
+    recording: bool = False
+
+    @classmethod
+    def from_config(cls, config: Any) -> PlivoSettings:
+        """Read the ``plivo`` section, ``publicUrl``, ``ringTimeoutMs`` and the TTS locale."""
+        plivo = getattr(config, "plivo", None)
+        ring_ms = int(getattr(config, "ring_timeout_ms", 30000))
+        recording = getattr(config, "recording", None)
+        return cls(
+            auth_id=str(getattr(plivo, "auth_id", None) or ""),
+            auth_token=str(getattr(plivo, "auth_token", None) or ""),
+            api_base_url=str(getattr(plivo, "api_base_url", None) or DEFAULT_API_BASE_URL),
+            public_url=webhook_base(getattr(config, "public_url", None)),
+            ring_timeout_s=max(1, math.ceil(ring_ms / 1000)),
+            locale=_tts_locale(getattr(config, "tts", None)),
+            recording=bool(getattr(recording, "enabled", False)),
+        )
