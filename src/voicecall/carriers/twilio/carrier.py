@@ -158,7 +158,9 @@ class TwilioCarrier(Carrier):
             elif voicemail is None:
                 self._one_shot[call_id] = document
         if dtmf_sequence:
-            redirect = twiml.with_query(webhook, {"callId": call_id})
+            # The redirect must differ from the first voice fetch (same URL and parameters would
+            # be the same signed request, which the replay cache answers with T-EMPTY).
+            redirect = twiml.with_query(webhook, {"callId": call_id, "flow": "predial"})
             self._one_shot[call_id] = twiml.play_dtmf(dtmf_sequence, redirect)
         recording = self._config.recording
         request = rest.create_call(
