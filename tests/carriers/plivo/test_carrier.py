@@ -294,3 +294,19 @@ async def test_v2_only_callbacks_are_accepted(rig: Rig) -> None:
         assert reply.headers["Content-Type"].startswith("text/xml")
         assert await reply.text() == '<Response><Wait length="300" /></Response>'
     assert rig.runtime.find_by_provider_id("v2-only") is not None
+
+
+async def test_refetched_document_is_the_same_one(rig: Rig) -> None:
+    """Plivo fetching a transfer URL again gets the document that transfer carried."""
+    rig.fake.reply_ms = 60_000  # the callee stays silent: the call sits in GetInput
+    placed = await rig.runtime.initiate(to="+15550009999", message="First.", mode="conversation")
+    call_id = placed["callId"]
+    call = await until(lambda: rig.record(call_id).answered_at_ms and rig.fake_call(call_id), "a")
+    await until(lambda: call.documents, "the first document")
+    (transfer,) = rig.rest("POST", f"/Call/{call.call_uuid}/")
+    assert transfer["aleg_url"].endswith("&seq=1")
+    assert await rig.runtime.speak(call_id, "Second.") == {"success": True}
+    await until(lambda: len(call.documents) == 2, "the second document")
+    again = await rig.fake.post(transfer["aleg_url"], rig.fake.posted[-1].params)
+    assert again is not None and again.body == call.documents[0]
+    assert "First." in call.documents[0] and "Second." in call.documents[1]

@@ -216,7 +216,7 @@ class PlivoCarrier(Carrier):
             if record is not None and (docs := self._docs.get(record.call_id)) is not None:
                 docs.listening = False
             return plivo_xml.xml_wait()
-        if flow in DOCUMENT_FLOWS and record is not None:
+        if flow in DOCUMENT_FLOWS and record is not None and record.ended_at_ms is None:
             return self._serve_document(record.call_id, flow, seq)
         return plivo_xml.xml_empty()
 
@@ -224,7 +224,7 @@ class PlivoCarrier(Carrier):
         docs = self._docs.get(call_id)
         document = docs.find(flow, seq) if docs is not None else None
         if document is None:
-            log.warning("plivo: no %s document queued for call %s; holding the line", flow, call_id)
+            log.warning("plivo: no %s document stored for call %s; holding the line", flow, call_id)
             return plivo_xml.xml_wait()
         return self._render(call_id, document)
 
