@@ -671,8 +671,8 @@ async def test_gateway_serves_the_mock_carrier_through_the_pipeline(tmp_path: Pa
     gateway = Gateway(VoicecallConfig.model_validate(raw), control=False, env={})
     await gateway.start()
     try:
-        url = gateway.webhook_url
-        assert url is not None
+        assert gateway._webhook is not None
+        url = gateway._webhook.url(gateway.config.serve.path)
         body = b'{"event": {"type": "call.ringing", "callId": "nobody", "id": "e1"}}'
         import aiohttp
 
