@@ -106,3 +106,28 @@ async def test_oversized_body_is_413(hook) -> None:
     response = await client.post("/voice/webhook", data=io.BytesIO(b"x" * (2 * 1024 * 1024)))
     assert response.status == 413
     assert runtime.events == []
+
+
+async def test_one_bad_event_rejects_the_whole_batch(hook) -> None:
+    """A batch with one malformed event is 400 and none of its events reach the runtime."""
+    runtime, client, _ = hook
+    body = {
+        "events": [
+            {"type": "call.ringing", "callId": "c"},
+            {"type": "call.dtmf", "callId": "c"},
+        ]
+    }
+    response = await client.post("/voice/webhook", json=body)
+    assert response.status == 400
+    assert "digits" in await response.text()
+    assert runtime.events == []
+
+
+async def test_bad_body_can_be_resent_after_a_fix(hook) -> None:
+    """A 400 is not cached as a replay: the same request is checked again when re-sent."""
+    runtime, client, metrics = hook
+    for _ in range(2):
+        assert (await client.post("/voice/webhook", data=b"{oops")).status == 400
+    text = metrics.render().decode()
+    assert 'result="replay"' not in text
+    assert runtime.events == []
