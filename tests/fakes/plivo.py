@@ -65,6 +65,7 @@ class FakeCall:
     hangup_reason: str | None = None
     hangup_cause: str | None = None
     rest_hangups: int = 0
+    recording_callback: str | None = None
     runner: asyncio.Task[None] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -131,6 +132,7 @@ class FakePlivo:
         app.router.add_delete(f"{prefix}/Call/{{uuid}}/", self._hangup)
         app.router.add_delete(f"{prefix}/Request/{{uuid}}/", self._cancel)
         app.router.add_post(f"{prefix}/Call/{{uuid}}/DTMF/", self._dtmf)
+        app.router.add_post(f"{prefix}/Call/{{uuid}}/Record/", self._record)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -264,6 +266,25 @@ class FakePlivo:
         call.dtmf_received.append(digits)
         return web.json_response({"api_id": _api_id(), "message": "digits sent"}, status=202)
 
+    async def _record(self, request: web.Request) -> web.Response:
+        if (refused := self._authorized(request)) is not None:
+            return refused
+        body = await self._body(request)
+        call = self._live_call(request.match_info["uuid"])
+        if call is None:
+            return _error(404, "Call not found")
+        call.recording_callback = body.get("callback_url")
+        recording_id = f"rec-{call.call_uuid}"
+        return web.json_response(
+            {
+                "api_id": _api_id(),
+                "message": "call recording started",
+                "recording_id": recording_id,
+                "url": f"https://media.plivo.example/{recording_id}.mp3",
+            },
+            status=202,
+        )
+
     # -- the simulated far end ---------------------------------------------------------------
 
     def dial_in(
@@ -394,6 +415,15 @@ class FakePlivo:
         if runner is not None and runner is not asyncio.current_task():
             runner.cancel()
         call.ended.set()
+        if call.recording_callback:
+            recording_id = f"rec-{call.call_uuid}"
+            extra = {
+                "RecordUrl": f"https://media.plivo.example/{recording_id}.mp3",
+                "RecordingID": recording_id,
+                "RecordingDuration": "3",
+                "RecordingDurationMs": "3000",
+            }
+            await self.post(call.recording_callback, self._params(call, **extra))
         if call.hangup_url:
             extra = {"Event": "Hangup", "HangupCause": cause, "HangupSource": source}
             await self.post(call.hangup_url, self._params(call, Duration="3", **extra))

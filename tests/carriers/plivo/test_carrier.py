@@ -302,11 +302,49 @@ async def test_refetched_document_is_the_same_one(rig: Rig) -> None:
     placed = await rig.runtime.initiate(to="+15550009999", message="First.", mode="conversation")
     call_id = placed["callId"]
     call = await until(lambda: rig.record(call_id).answered_at_ms and rig.fake_call(call_id), "a")
-    await until(lambda: call.documents, "the first document")
+
+    def document(text: str) -> str | None:
+        return next((d for d in call.documents if text in d), None)
+
+    first = await until(lambda: document("First."), "the first document")
     (transfer,) = rig.rest("POST", f"/Call/{call.call_uuid}/")
     assert transfer["aleg_url"].endswith("&seq=1")
     assert await rig.runtime.speak(call_id, "Second.") == {"success": True}
-    await until(lambda: len(call.documents) == 2, "the second document")
+    await until(lambda: document("Second."), "the second document")
     again = await rig.fake.post(transfer["aleg_url"], rig.fake.posted[-1].params)
-    assert again is not None and again.body == call.documents[0]
-    assert "First." in call.documents[0] and "Second." in call.documents[1]
+    assert again is not None and again.body == first
+
+
+async def test_opt_in_recording_lands_in_the_record(tmp_path: Path) -> None:
+    """With recording.enabled the answered call is recorded and the recording callback stored."""
+    async with FakePlivo(script=["Yes."]) as fake:
+        port = _free_port()
+        config = _config(fake, tmp_path, port, recording={"enabled": True})
+        gateway = Gateway(config, control=False, env={})
+        await gateway.start()
+        rig = Rig(gateway, fake, f"http://127.0.0.1:{port}/voice/webhook")
+        try:
+            placed = await rig.runtime.initiate(to="+15550001234", message="Hi.", mode="notify")
+            call_id = placed["callId"]
+            record = await until(
+                lambda: (r := rig.record(call_id)) and r.metadata.get("recordings"), "recording"
+            )
+            call = rig.fake_call(call_id)
+            assert record == [
+                {
+                    "sid": f"rec-{call.call_uuid}",
+                    "url": f"https://media.plivo.example/rec-{call.call_uuid}.mp3",
+                    "durationSec": 3.0,
+                }
+            ]
+            assert rig.rest("POST", "/Record/") == [
+                {
+                    "file_format": "mp3",
+                    "callback_url": f"{rig.webhook_url}?provider=plivo&flow=recording"
+                    f"&callId={call_id}",
+                    "callback_method": "POST",
+                }
+            ]
+        finally:
+            await fake.aclose_calls()
+            await gateway.stop()

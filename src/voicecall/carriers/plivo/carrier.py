@@ -11,6 +11,7 @@ following ``start_listening`` needs no second transfer that would cut the speech
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
@@ -128,6 +129,8 @@ class PlivoCarrier(Carrier):
         self._call_uuids: OrderedDict[str, str] = OrderedDict()  # RequestUUID -> CallUUID
         self._notify_messages: OrderedDict[str, str] = OrderedDict()  # callId -> text
         self._rejected: OrderedDict[str, None] = OrderedDict()  # answered with reject XML
+        self._background: set[asyncio.Task[None]] = set()
+        self._recording: OrderedDict[str, None] = OrderedDict()  # CallUUIDs being recorded
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -148,6 +151,10 @@ class PlivoCarrier(Carrier):
             )
 
     async def aclose(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         self._http = None  # the shared session belongs to the gateway
 
     # -- webhooks --------------------------------------------------------------------------
@@ -193,6 +200,15 @@ class PlivoCarrier(Carrier):
         seq_text = request.query.get("seq", "")
         seq = int(seq_text) if seq_text.isdigit() and len(seq_text) < 10 else None
         body = self._reply_body(flow, seq, record, ids)
+        if (
+            flow == "answer"
+            and self.settings.recording
+            and call_uuid
+            and call_uuid not in self._recording
+            and record is not None
+            and record.ended_at_ms is None
+        ):
+            self._start_recording(call_uuid, record.call_id)
         if event is not None and event["type"] == "call.ended" and record is not None:
             self._forget(record.call_id)
         return WebhookReply(status=200, body=body.encode(), content_type=_XML)
@@ -325,6 +341,22 @@ class PlivoCarrier(Carrier):
             raise
         status, terminal = rest.call_status_from(response.body)
         return CallStatus(status=status, terminal=terminal)
+
+    def _start_recording(self, call_uuid: str, call_id: str) -> None:
+        """Opt-in recording (SPEC §1.8, I9): started once per answered call, off the reply path."""
+        _bounded_set(self._recording, call_uuid, None)
+        request = rest.start_recording(call_uuid, webhook_url=self._webhook_url(), call_id=call_id)
+
+        async def record() -> None:
+            try:
+                await self._client().request(request)
+            except CallError as exc:
+                self._recording.pop(call_uuid, None)
+                log.warning("plivo: starting the recording of call %s failed: %s", call_id, exc)
+
+        task = asyncio.get_running_loop().create_task(record())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- helpers ---------------------------------------------------------------------------
 
