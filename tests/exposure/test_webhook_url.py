@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any
 
 import pytest
@@ -129,6 +130,111 @@ def test_ip_literals_match_the_refused_ranges(address: Any) -> None:
 def test_ipv4_mapped_form_is_judged_like_the_ipv4_address(address: Any) -> None:
     """`::ffff:a.b.c.d` gets the same verdict as `a.b.c.d`."""
     assert is_private_host(f"[::ffff:{address}]") == is_private_host(str(address))
+
+
+# ---- IPv4 shorthand literals (inet_aton forms: 1-4 parts, decimal / 0-octal / 0x-hex) --------
+
+SHORTHAND_REFUSED = [
+    "127.1",
+    "127.0.1",
+    "0x7f000001",
+    "0X7F000001",
+    "2130706433",
+    "0177.0.0.1",
+    "0177.1",
+    "0x7f.1",
+    "127.000.000.001",
+    "000000000177.0x0000001",
+    "127.1.",
+    "10.1",
+    "012.1",
+    "167772161",
+    "0xa.0xb.0xc.0xd",
+    "172.16.1",
+    "0xac100001",
+    "192.168.257",
+    "169.254.43518",
+    "0",
+    "00",
+    "0x0",
+    "0.0",
+]
+SHORTHAND_NOT_ADDRESSES_OR_PUBLIC = [
+    "8.8",
+    "1.1",
+    "134744072",
+    "0x08080808",
+    "4294967296",
+    "127.16777216",
+    "256.1",
+    "08.0.0.1",
+    "0x",
+    "0x7g",
+    "1.2.3.4.5",
+    "127..1",
+    "127.1.example.com",
+    "0x7f000001.example.com",
+]
+
+
+@pytest.mark.parametrize("host", SHORTHAND_REFUSED)
+def test_ipv4_shorthand_literals_are_refused(host: str) -> None:
+    """A shorthand spelling of a loopback/private address is refused like the dotted quad."""
+    assert is_private_host(host)
+    url = f"http://{host}:8080/voice/webhook"
+    assert webhook_url_problem(config(provider="twilio"), url) == REFUSAL.format(url=url)
+
+
+@pytest.mark.parametrize("host", SHORTHAND_NOT_ADDRESSES_OR_PUBLIC)
+def test_public_or_malformed_shorthands_pass(host: str) -> None:
+    """Shorthands of public addresses, and numeric-looking names no resolver reads as IPv4, pass."""
+    assert not is_private_host(host)
+
+
+@st.composite
+def ipv4_shorthands(draw: st.DrawFn) -> tuple[ipaddress.IPv4Address, str]:
+    """An IPv4 address and one of its inet_aton spellings (1-4 parts, any radix, zero-padded)."""
+    address = ipaddress.IPv4Address(int(draw(st.ip_addresses(v=4))))
+    count = draw(st.integers(1, 4))
+    last_bits = 8 * (5 - count)
+    number = int(address)
+    values = [(number >> (8 * (3 - i))) & 0xFF for i in range(count - 1)]
+    values.append(number & ((1 << last_bits) - 1))
+    parts = []
+    for value in values:
+        radix = draw(st.sampled_from(["dec", "oct", "0x", "0X"]))
+        zeros = "0" * draw(st.integers(0, 3))
+        if radix == "dec":
+            parts.append(str(value))
+        elif radix == "oct":
+            parts.append(f"0{zeros}{value:o}")
+        else:
+            parts.append(f"{radix}{zeros}{value:x}")
+    return address, ".".join(parts)
+
+
+@given(ipv4_shorthands())
+def test_any_ipv4_spelling_gets_the_verdict_of_its_address(
+    case: tuple[ipaddress.IPv4Address, str],
+) -> None:
+    """Every inet_aton spelling of an IPv4 address is refused exactly when that address is."""
+    address, host = case
+    assert socket.inet_aton(host) == address.packed  # the spelling really means this address
+    assert is_private_host(host) == _expected_private(address)
+
+
+@given(
+    st.from_regex(r"(0[xX]?)?[0-9a-fA-F]{0,9}(\.(0[xX]?)?[0-9a-fA-F]{0,9}){0,4}\.?", fullmatch=True)
+)
+def test_numeric_hosts_agree_with_inet_aton(host: str) -> None:
+    """A numeric-looking host is refused exactly when inet_aton reads it as a refused address."""
+    try:
+        packed = socket.inet_aton(host.rstrip("."))
+    except OSError:
+        expected = False
+    else:
+        expected = _expected_private(ipaddress.IPv4Address(packed))
+    assert is_private_host(host) == expected
 
 
 def test_resolution_order() -> None:
