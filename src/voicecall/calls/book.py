@@ -272,6 +272,9 @@ class CallBook:
             live.turn = None
         waiters, live.end_waiters = live.end_waiters, []
         out.extend(cmd.ResolveWaiter(w, {"success": True}) for w in waiters)
+        if live.stream_id is not None:
+            out.append(cmd.CloseStream(call_id, live.stream_id))
+            live.stream_id = None
         self._active.pop(call_id, None)
         self._remember_ended(record)
         out.append(self._persist(record))

@@ -10,6 +10,7 @@ __all__ = [
     "CancelTimer",
     "CarrierCommand",
     "CheckCallStatus",
+    "CloseStream",
     "Command",
     "DequeueCall",
     "HangUp",
@@ -173,6 +174,14 @@ class RunAutoResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseStream:
+    """Close the call's media stream ``stream_id`` (the call has ended; SPEC §2.4 finalize)."""
+
+    call_id: str
+    stream_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class LogMessage:
     """A line for the gateway log."""
 
@@ -195,6 +204,7 @@ Command = (
     | ResolveWaiter
     | RejectWaiter
     | RunAutoResponse
+    | CloseStream
     | LogMessage
 )
 

@@ -308,6 +308,19 @@ class EventIntake(CallBook):
         out.append(self._persist(record))
         return message, out
 
+    def stream_ready(
+        self, call_id: str, stream_id: str, *, now_ms: int
+    ) -> tuple[str | None, list[Command]]:
+        """The current stream's transcription is ready: the initial message is due now (§2.5).
+
+        Returns the message (claimed once per call, as :meth:`claim_initial_message` does) or
+        None when nothing is pending or ``stream_id`` is not the call's current stream.
+        """
+        live = self._active.get(call_id)
+        if live is None or live.stream_id != stream_id:
+            return None, []
+        return self.claim_initial_message(call_id, now_ms=now_ms)
+
     def _on_speech(self, live: LiveCall, event: SpeechReceived, now_ms: int) -> list[Command]:
         record = live.record
         live.reply_id = None  # any caller speech supersedes an in-flight automatic reply

@@ -17,9 +17,16 @@ from voicecall.calls.live import LiveCall
 from voicecall.calls.record import CallRecord
 from voicecall.calls.state import CallState, EndReason, is_terminal
 
-__all__ = ["REAPER_CALL_ID", "REAPER_INTERVAL_MS", "STREAM_GRACE_MS", "CallLifecycle"]
+__all__ = [
+    "REAPER_CALL_ID",
+    "REAPER_INTERVAL_MS",
+    "STREAM_GRACE_MS",
+    "TALK_EVENTS_KEPT",
+    "CallLifecycle",
+]
 
 STREAM_GRACE_MS = 2000
+TALK_EVENTS_KEPT = 10
 REAPER_INTERVAL_MS = 30_000
 REAPER_CALL_ID = ""
 
@@ -46,6 +53,27 @@ class CallLifecycle(CallBook):
         live.stream_id = None
         live.reply_id = None
         return [cmd.StartTimer(call_id, TimerKind.STREAM_GRACE, now_ms + STREAM_GRACE_MS)]
+
+    def current_stream_id(self, call_id: str) -> str | None:
+        """The id of the call's current media stream (None: none, or the call has ended)."""
+        live = self._active.get(call_id)
+        return live.stream_id if live is not None else None
+
+    def talk_event(self, call_id: str, kind: str, *, now_ms: int) -> None:
+        """Mirror a media/transcription event into ``metadata.recentTalkEvents`` (last 10).
+
+        Not persisted by itself: the next snapshot of the call carries it.
+        """
+        live = self._active.get(call_id)
+        if live is None:
+            return
+        metadata = live.record.metadata
+        recent = metadata.get("recentTalkEvents")
+        events = list(recent) if isinstance(recent, list) else []
+        events.append({"type": kind, "at": now_ms})
+        metadata["recentTalkEvents"] = events[-TALK_EVENTS_KEPT:]
+        metadata["lastTalkEventAt"] = now_ms
+        metadata["lastTalkEventType"] = kind
 
     # ---- timers ---------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from voicecall.calls.record import CallRecord
+    from voicecall.carriers.media_stream import StreamProtocol, StreamTokens
 
 __all__ = [
     "CallControl",
@@ -137,6 +138,8 @@ class Carrier(abc.ABC):
 
     context: CarrierContext = CarrierContext()
     control: CallControl | None = None
+    #: Tokens of the stream documents this carrier served (SPEC §5.1); None without streams.
+    stream_tokens: StreamTokens | None = None
 
     def attach(self, context: CarrierContext) -> None:
         """Receive the shared HTTP session and the public webhook URL (before ``start()``)."""
@@ -145,6 +148,10 @@ class Carrier(abc.ABC):
     def bind_control(self, control: CallControl) -> None:
         """Receive the call runtime, for queries outside a webhook (``CallRuntime.start``)."""
         self.control = control
+
+    def stream_protocol(self) -> StreamProtocol | None:
+        """A fresh frame codec for one media-stream connection; None: no media streams."""
+        return None
 
     def verify_webhook(self, request: WebhookRequest) -> Verification:
         """Check a webhook's signature (sans-IO); carriers without webhooks refuse everything."""

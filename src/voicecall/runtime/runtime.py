@@ -83,6 +83,7 @@ class CallRuntime:
         self._timers: TimerTable | None = None
         self._store_error: str | None = None
         self._started = False
+        self._stream_closer: Callable[[str, str], None] | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -258,6 +259,43 @@ class CallRuntime:
             await self._execute(commands)
         return message
 
+    # ---- media streams (SPEC §5, §2.7) -----------------------------------------------------
+
+    def set_stream_closer(self, closer: Callable[[str, str], None] | None) -> None:
+        """Who closes a call's media stream ``(call_id, stream_id)`` once the call has ended."""
+        self._stream_closer = closer
+
+    def current_stream_id(self, call_id: str) -> str | None:
+        """The call's current media stream id (None when it has none or has ended)."""
+        return self._manager.current_stream_id(call_id)
+
+    async def stream_connected(self, call_id: str, stream_id: str) -> None:
+        """``stream_id`` is now the call's stream; a pending disconnect grace is cancelled."""
+        await self._step(
+            call_id,
+            lambda now: self._manager.stream_connected(call_id, stream_id, now_ms=now),
+        )
+
+    async def stream_disconnected(self, call_id: str, stream_id: str) -> None:
+        """A stream closed; only the current one arms the 2 s grace before the call ends."""
+        await self._step(
+            call_id,
+            lambda now: self._manager.stream_disconnected(call_id, stream_id, now_ms=now),
+        )
+
+    async def stream_ready(self, call_id: str, stream_id: str) -> str | None:
+        """Transcription on the current stream is ready: claim the initial message (§2.5)."""
+        async with self._lock(call_id):
+            message, commands = self._manager.stream_ready(
+                call_id, stream_id, now_ms=self._clock_ms()
+            )
+            await self._execute(commands)
+        return message
+
+    def talk_event(self, call_id: str, kind: str) -> None:
+        """Mirror a media/transcription event into the call's ``recentTalkEvents``."""
+        self._manager.talk_event(call_id, kind, now_ms=self._clock_ms())
+
     # ---- internals ---------------------------------------------------------------------------
 
     async def _on_carrier_event(self, raw: dict[str, Any]) -> None:
@@ -327,6 +365,9 @@ class CallRuntime:
                 log.log(_LOG_LEVELS.get(command.level, logging.INFO), "%s", command.message)
             elif isinstance(command, cmd.RunAutoResponse):
                 self._spawn(self._auto_respond(command))
+            elif isinstance(command, cmd.CloseStream):
+                if self._stream_closer is not None:
+                    self._stream_closer(command.call_id, command.stream_id)
             else:
                 self._spawn(self._carrier_op(command))
 

@@ -19,7 +19,9 @@ from voicecall.carriers.base import (
     WebhookRequest,
 )
 from voicecall.carriers.http import CarrierHttp, basic_auth
+from voicecall.carriers.media_stream import StreamTokens
 from voicecall.carriers.twilio import rest, twiml
+from voicecall.carriers.twilio.stream import TwilioStreamProtocol
 from voicecall.carriers.twilio.webhook import SIGNATURE_HEADER, parse_webhook, verify_signature
 from voicecall.errors import CallError
 
@@ -56,6 +58,10 @@ class TwilioCarrier(Carrier):
         self._sink: EventSink | None = None
         self._one_shot: dict[str, str] = {}  # callId -> TwiML served once (DTMF, long notify)
         self._sleep = asyncio.sleep
+        self._stream_tokens = self.stream_tokens = StreamTokens()
+
+    def stream_protocol(self) -> TwilioStreamProtocol:
+        return TwilioStreamProtocol()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -313,8 +319,11 @@ class TwilioCarrier(Carrier):
         if inbound:
             await control.handle_events([self._answered_event(hook, view, request)])
             view = control.call_view(view.record.call_id) or view
-        # 8./9. realtime and streaming need a media-stream server; until one is registered the
-        # call takes the classic flow (SPEC §13 #69: no usable stream URL -> carrier speech).
+        # 8. realtime needs the realtime bridge; until it exists such calls take the next step.
+        # 9. streaming (conversation): the caller's audio comes over a media stream.
+        stream_doc = self._stream_doc(view, request)
+        if stream_doc is not None:
+            return _xml(stream_doc)
         return _xml(await self._classic_doc(view, control, request.received_at_ms))
 
     # -- decisions -------------------------------------------------------------------------------
@@ -341,6 +350,26 @@ class TwilioCarrier(Carrier):
             fresh = control.call_view(call_id)
             return self._speak_doc(call_id, message, fresh.turn_token if fresh else None)
         return self._idle_doc(control.call_view(call_id) or view)
+
+    def _stream_doc(self, view: CallView, request: WebhookRequest) -> str | None:
+        """T-STREAM with a freshly minted token, when streaming applies to this call."""
+        from voicecall.exposure.webhook_url import public_path_prefix, public_route_url
+
+        record = view.record
+        conversation = record.direction == "inbound" or record.mode == "conversation"
+        pcid = record.provider_call_id
+        if not self._config.streaming.enabled or not conversation or not pcid:
+            return None
+        url = public_route_url(
+            self.webhook_url,
+            self._config.streaming.stream_path,
+            prefix=public_path_prefix(self._config),
+            websocket=True,
+            request_host=request.host_header,
+        )
+        token = self._stream_tokens.mint(pcid)
+        log.info("stream TwiML served for call %s", record.call_id)
+        return twiml.stream(url, token)
 
     def _voicemail_pending(self, view: CallView, now_ms: int) -> bool:
         record = view.record
