@@ -30,6 +30,7 @@ from voicecall.server.metered_store import MeteredStore
 from voicecall.server.methods import RpcMethods
 from voicecall.server.metrics import GatewayMetrics
 from voicecall.server.ports import GatewayRuntime
+from voicecall.server.streams import StreamServer
 from voicecall.server.webhook import WebhookState, build_webhook_app
 
 __all__ = [
@@ -130,6 +131,7 @@ class Gateway:
         self._carrier: Any = None
         self._exposure: WebhookExposure | None = None
         self._public_webhook_url: str | None = None
+        self.streams: StreamServer | None = None
         self._started_at_s = 0.0
         self._stopping = False
         self._started = False
@@ -309,6 +311,7 @@ class Gateway:
                 metrics=self.metrics,
             )
             self.webhook_app = build_webhook_app(state)
+            self._mount_streams(self.webhook_app, runtime)
             serve = self.config.serve
             self._webhook = Listener(
                 self.webhook_app,
@@ -329,6 +332,25 @@ class Gateway:
             await self._abandon_start()
             raise
         self.runtime = runtime
+
+    def _mount_streams(self, app: web.Application, runtime: GatewayRuntime) -> None:
+        """Media-stream upgrades on the webhook listener (SPEC §5.1), ahead of its routes."""
+        self.streams = StreamServer(
+            self.config,
+            carrier=self._carrier,
+            control=cast(Any, runtime),
+            metrics=self.metrics,
+            env=self.env,
+        )
+        app.middlewares.append(self.streams.middleware)
+        set_closer = getattr(runtime, "set_stream_closer", None)
+        if callable(set_closer):
+            set_closer(self.streams.close_call_stream)
+
+    async def _close_streams(self) -> None:
+        streams, self.streams = self.streams, None
+        if streams is not None:
+            await streams.aclose()
 
     async def _expose_webhook(self) -> bool:
         """SPEC §4.7 after the webhook server: tunnel, Tailscale, then the public-URL rule.
@@ -363,6 +385,7 @@ class Gateway:
         carrier, self._carrier = self._carrier, None
         self._public_webhook_url = None
         try:
+            await self._close_streams()
             if exposure is not None:
                 await exposure.stop()
         finally:
@@ -382,6 +405,7 @@ class Gateway:
         return CarrierContext(http_session=self.http_session, webhook_url=webhook_url)
 
     async def _stop_runtime(self) -> None:
+        await self._close_streams()
         webhook, self._webhook = self._webhook, None
         if webhook is not None:
             await webhook.stop()

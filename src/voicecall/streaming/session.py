@@ -1,0 +1,222 @@
+"""One started media stream of one call: its inbound pump, its STT session, its call events.
+
+Transcription events become call events (SPEC §5.2-5.3, §6.1): partial and final transcripts
+are ``call.speech`` events through the call manager (a final one is the caller's turn), speech
+start and readiness are mirrored into ``recentTalkEvents``, a dead provider ends the call with
+a clear error. The initial message is claimed when the current stream's transcription first
+reports ready (§2.5); speaking it over the stream is not part of this layer yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from voicecall.calls.record import CallRecord
+from voicecall.carriers.media_stream import (
+    DtmfReceived,
+    MarkReceived,
+    StreamErrorReported,
+    StreamEvent,
+    StreamProtocol,
+)
+from voicecall.streaming.pump import GarbageLog, InboundPump
+from voicecall.stt import (
+    EventCallback,
+    FinalTranscript,
+    PartialTranscript,
+    SessionReady,
+    SpeechStarted,
+    SttEvent,
+    SttSession,
+    TranscriptionError,
+)
+
+__all__ = ["CallStream", "StreamControl", "SttFactory"]
+
+log = logging.getLogger("voicecall.streaming")
+
+SttFactory = Callable[[EventCallback], SttSession | None]
+"""Builds the call's STT session (None: no usable provider; the warning is already logged)."""
+
+
+class StreamControl(Protocol):
+    """What a media stream needs from the call runtime (``CallRuntime`` implements it)."""
+
+    def find_by_provider_id(self, provider_call_id: str) -> CallRecord | None: ...
+
+    def current_stream_id(self, call_id: str) -> str | None: ...
+
+    async def stream_connected(self, call_id: str, stream_id: str) -> None: ...
+
+    async def stream_disconnected(self, call_id: str, stream_id: str) -> None: ...
+
+    async def stream_ready(self, call_id: str, stream_id: str) -> str | None: ...
+
+    async def handle_events(
+        self, events: list[dict[str, Any]], *, in_band_rejection: bool = False
+    ) -> None: ...
+
+    def talk_event(self, call_id: str, kind: str) -> None: ...
+
+
+class CallStream:
+    """A registered stream: feed it frames; it runs transcription and reports to the call."""
+
+    def __init__(
+        self,
+        *,
+        record: CallRecord,
+        stream_id: str,
+        protocol: StreamProtocol,
+        control: StreamControl,
+        clock_ms: Callable[[], int],
+        fail: Callable[[int, str], Awaitable[None]],
+    ) -> None:
+        self.call_id = record.call_id
+        self.provider_call_id = record.provider_call_id
+        self.stream_id = stream_id
+        self.protocol = protocol
+        self.garbage = GarbageLog(f"{stream_id} (call {record.call_id})")
+        self.pump = InboundPump(
+            protocol, garbage=self.garbage, on_speech_started=self._vad_speech_started
+        )
+        self.speech_listeners: list[Callable[[], None]] = []  # barge-in subscribers
+        self.stt: SttSession | None = None
+        self.stt_ready = False
+        self._control = control
+        self._clock_ms = clock_ms
+        self._fail = fail
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def open(self, stt_factory: SttFactory) -> None:
+        """Register as the call's stream (a reconnect cancels the grace), start transcription."""
+        await self._control.stream_connected(self.call_id, self.stream_id)
+        log.info("media stream %s registered for call %s", self.stream_id, self.call_id)
+        self.stt = stt_factory(self._on_stt_event)
+        if self.stt is not None:
+            self.pump.sink = self.stt.send_audio  # queued by the session until it is ready
+            await self.stt.start()
+
+    async def close(self) -> None:
+        """Flush audio, finish transcription (last transcripts included), unregister."""
+        if self._closed:
+            return
+        self._closed = True
+        self.pump.drain()
+        stt, self.stt = self.stt, None
+        if stt is not None:
+            await stt.aclose()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.garbage.counts:
+            log.info("media stream %s: malformed frames %s", self.stream_id, self.garbage.counts)
+        await self._control.stream_disconnected(self.call_id, self.stream_id)
+
+    @property
+    def current(self) -> bool:
+        """Whether this is still the call's current stream (not superseded, call not over)."""
+        return self._control.current_stream_id(self.call_id) == self.stream_id
+
+    # -- inbound ---------------------------------------------------------------------------------
+
+    async def handle(self, event: StreamEvent) -> None:
+        """A non-audio frame of this stream (the pump handles audio itself)."""
+        if isinstance(event, DtmfReceived):
+            await self._control.handle_events([self._event("call.dtmf", digits=event.digit)])
+        elif isinstance(event, MarkReceived):
+            log.debug("media stream %s: mark %s played", self.stream_id, event.name)
+        elif isinstance(event, StreamErrorReported):
+            log.warning(
+                "media stream %s: carrier error %s %s %s",
+                self.stream_id,
+                event.code,
+                event.title,
+                event.detail,
+            )
+
+    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "id": f"stream:{self.stream_id}:{uuid.uuid4()}",
+            "callId": self.call_id,
+            "providerCallId": self.provider_call_id,
+            "timestamp": self._clock_ms(),
+            **fields,
+        }
+
+    def _vad_speech_started(self) -> None:
+        for listener in self.speech_listeners:
+            listener()
+
+    # -- transcription ---------------------------------------------------------------------------
+
+    def _on_stt_event(self, event: SttEvent) -> None:
+        if isinstance(event, SessionReady):
+            self.stt_ready = True
+            self._talk("session.started")
+            if not event.reconnected:
+                self._spawn(self._ready())
+            return
+        if isinstance(event, TranscriptionError):
+            if event.fatal:
+                self._spawn(self._stt_failed(event.message))
+            else:
+                log.warning("media stream %s: transcription: %s", self.stream_id, event.message)
+            return
+        if not self.current:
+            return  # transcripts of a superseded stream are ignored (SPEC §5.2)
+        if isinstance(event, SpeechStarted):
+            self._talk("input.speech.started")
+        elif isinstance(event, PartialTranscript):
+            self._talk("transcript.delta")
+            self._spawn(self._speech(event.text, is_final=False))
+        elif isinstance(event, FinalTranscript):
+            self._talk("transcript.done")
+            self._spawn(self._speech(event.text, is_final=True))
+
+    def _talk(self, kind: str) -> None:
+        self._control.talk_event(self.call_id, kind)
+
+    async def _ready(self) -> None:
+        message = await self._control.stream_ready(self.call_id, self.stream_id)
+        if message:
+            log.info(
+                "call %s: initial message due on stream %s (speaking over media streams is "
+                "not available yet; recorded as spoken)",
+                self.call_id,
+                self.stream_id,
+            )
+
+    async def _speech(self, text: str, *, is_final: bool) -> None:
+        if not text.strip():
+            return
+        await self._control.handle_events(
+            [self._event("call.speech", transcript=text, isFinal=is_final)]
+        )
+
+    async def _stt_failed(self, message: str) -> None:
+        log.error("call %s: transcription failed: %s", self.call_id, message)
+        if not self.stt_ready:
+            await self._fail(1011, "STT connection failed")
+        await self._control.handle_events(
+            [self._event("call.error", error=f"transcription failed: {message}", retryable=False)]
+        )
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "media stream %s: call event failed", self.stream_id, exc_info=task.exception()
+            )
