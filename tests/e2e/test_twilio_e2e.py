@@ -88,14 +88,20 @@ class Gateway:
         return call
 
     async def ended(self, session: aiohttp.ClientSession, call_id: str) -> dict[str, Any]:
-        """The call's last persisted record, once it has ended."""
+        """The call's last persisted record, once it has ended (in memory and on disk)."""
         async with asyncio.timeout(20):
             while not (await self.call(session, call_id)).get("endedAt"):
                 await asyncio.sleep(0.05)
+            # the gateway answers status from memory; the final snapshot reaches disk right after
+            while not (record := self._last_record(call_id)).get("endedAt"):
+                await asyncio.sleep(0.05)
+        return record
+
+    def _last_record(self, call_id: str) -> dict[str, Any]:
         raw = (self.home / "calls.jsonl").read_text().splitlines()
         records = [json.loads(line) for line in raw if line.strip()]
-        record: dict[str, Any] = [r for r in records if r["callId"] == call_id][-1]
-        return record
+        mine: list[dict[str, Any]] = [r for r in records if r["callId"] == call_id]
+        return mine[-1] if mine else {}
 
     def stop(self) -> None:
         if self.process.poll() is None:
