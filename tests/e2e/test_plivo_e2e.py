@@ -101,11 +101,16 @@ class Served:
         return [json.loads(line) for line in lines if line.strip()]
 
     async def ended(self, session: aiohttp.ClientSession, call_id: str) -> dict[str, Any]:
-        """The call's last persisted record, once it has ended."""
+        """The call's last persisted record, once it has ended (in memory and on disk)."""
         async with asyncio.timeout(20):
             while not (await self.status(session, call_id)).get("endedAt"):
                 await asyncio.sleep(0.05)
-        return [r for r in self.records() if r["callId"] == call_id][-1]
+            # the gateway answers status from memory; the final snapshot reaches disk right after
+            while True:
+                mine = [r for r in self.records() if r["callId"] == call_id]
+                if mine and mine[-1].get("endedAt"):
+                    return mine[-1]
+                await asyncio.sleep(0.05)
 
     async def inbound_record(self, call: FakeCall) -> dict[str, Any]:
         """The last persisted record of an inbound call, found by its CallUUID."""
