@@ -22,12 +22,15 @@ __all__ = [
     "Carrier",
     "CarrierContext",
     "EventSink",
+    "StreamSender",
     "Verification",
     "WebhookReply",
     "WebhookRequest",
 ]
 
 EventSink = Callable[[dict[str, Any]], Awaitable[None]]
+StreamSender = Callable[[str, str], Awaitable[bool]]
+"""``sender(call_id, frame_text)``: one outbound frame on the call's current media stream."""
 """Where a carrier pushes normalized events (SPEC §2.4 camelCase dicts)."""
 
 
@@ -152,6 +155,13 @@ class Carrier(abc.ABC):
     def stream_protocol(self) -> StreamProtocol | None:
         """A fresh frame codec for one media-stream connection; None: no media streams."""
         return None
+
+    #: Sends one outbound frame (text) on a call's live media stream; False when none is open.
+    stream_sender: StreamSender | None = None
+
+    def bind_stream_sender(self, sender: StreamSender) -> None:
+        """Receive the media-stream server's outbound path (audio, DTMF tones on the stream)."""
+        self.stream_sender = sender
 
     def verify_webhook(self, request: WebhookRequest) -> Verification:
         """Check a webhook's signature (sans-IO); carriers without webhooks refuse everything."""
