@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from voicecall.calls.view import CallView
 
@@ -22,6 +22,7 @@ __all__ = [
     "Carrier",
     "CarrierContext",
     "EventSink",
+    "StreamHooks",
     "StreamSender",
     "Verification",
     "WebhookReply",
@@ -127,6 +128,24 @@ class CallControl(Protocol):
 
     def find_by_provider_id(self, provider_call_id: str) -> CallRecord | None:
         """The record that owns a carrier call id, if any."""
+        ...
+
+
+@runtime_checkable
+class StreamHooks(Protocol):
+    """The call runtime's media-stream hooks, for carriers that learn of stream failures from
+    webhooks (Telnyx ``streaming.failed``); ``CallRuntime`` implements them."""
+
+    def current_stream_id(self, call_id: str) -> str | None:
+        """The call's current media stream id (None when it has none or has ended)."""
+        ...
+
+    async def stream_connected(self, call_id: str, stream_id: str) -> None:
+        """``stream_id`` is now the call's stream (a pending disconnect grace is cancelled)."""
+        ...
+
+    async def stream_disconnected(self, call_id: str, stream_id: str) -> None:
+        """The current stream closed: the 2 s grace before the call ends starts."""
         ...
 
 
