@@ -17,12 +17,15 @@ from voicecall.carriers.base import (
     CallStatus,
     Carrier,
     EventSink,
+    StreamHooks,
     Verification,
     WebhookReply,
     WebhookRequest,
 )
 from voicecall.carriers.http import CarrierHttp
+from voicecall.carriers.media_stream import StreamTokens
 from voicecall.carriers.telnyx import commands
+from voicecall.carriers.telnyx.stream import TelnyxStreamProtocol
 from voicecall.carriers.telnyx.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -101,6 +104,12 @@ class TelnyxCarrier(Carrier):
         self._ready: dict[str, asyncio.Future[None]] = {}
         self._pre_connect_dtmf: dict[str, str] = {}
         self._answered: set[str] = set()
+        self._streaming = bool(config.streaming.enabled)
+        self._stream_tokens = self.stream_tokens = StreamTokens()
+        self._streams_started: set[str] = set()
+
+    def stream_protocol(self) -> TelnyxStreamProtocol:
+        return TelnyxStreamProtocol()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -295,8 +304,10 @@ class TelnyxCarrier(Carrier):
         kind = event.event_type
         if kind == "call.initiated" and event.direction == "inbound":
             self._answer_if_accepted(ccid, control)
-        elif kind == "call.answered" and self._record:
-            self._spawn(self._record_call(ccid))
+        elif kind == "call.answered":
+            if self._record:
+                self._spawn(self._record_call(ccid))
+            self._stream_if_conversation(ccid, control)
         elif kind == "call.speak.ended":
             waiters = self._speaking.get(ccid)
             if waiters:
@@ -309,6 +320,8 @@ class TelnyxCarrier(Carrier):
             level = logging.WARNING if kind == "streaming.failed" else logging.INFO
             reason = event.payload.get("failure_reason")
             log.log(level, "telnyx call %s: %s %s", ccid, kind, reason or "")
+            if kind == "streaming.failed":
+                self._spawn(self._stream_failed(ccid, event, control))
 
     def _answer_if_accepted(self, ccid: str, control: CallControl) -> None:
         record = control.find_by_provider_id(ccid)
@@ -319,12 +332,65 @@ class TelnyxCarrier(Carrier):
         self._spawn(self._answer(ccid, record.call_id))
 
     async def _answer(self, ccid: str, call_id: str) -> None:
+        # An accepted inbound call is a conversation: with streaming on, the answer itself
+        # starts the media stream (the token minted here is the one the socket must present).
+        stream = self._stream_params(ccid) if self._streaming else None
         try:
-            await self._send(commands.answer(ccid, call_id=call_id))
+            await self._send(commands.answer(ccid, call_id=call_id, stream=stream))
         except Exception as exc:
             # A redelivered call.initiated may try again.
             self._answered.discard(ccid)
             log.warning("answering telnyx call %s failed: %s", ccid, exc)
+
+    # ---- media streams (SPEC §3.3, §5) -------------------------------------------------------
+
+    def _stream_params(self, ccid: str) -> commands.StreamParams:
+        from voicecall.exposure.webhook_url import public_path_prefix, public_route_url
+
+        base = public_route_url(
+            self._webhook_url(),
+            self._config.streaming.stream_path.rstrip("/"),
+            prefix=public_path_prefix(self._config),
+            websocket=True,
+        )
+        token = self._stream_tokens.mint(ccid)
+        return commands.StreamParams(url=f"{base}/{token}", token=token)
+
+    def _stream_if_conversation(self, ccid: str, control: CallControl) -> None:
+        if not self._streaming or ccid in self._streams_started:
+            return
+        record = control.find_by_provider_id(ccid)
+        if record is None or record.ended_at_ms or record.direction != "outbound":
+            return
+        if (record.mode or "conversation") != "conversation":
+            return
+        self._streams_started.add(ccid)
+        self._spawn(self._start_stream(ccid, record.call_id))
+
+    async def _start_stream(self, ccid: str, call_id: str) -> None:
+        await self._wait_ready(ccid)  # pre-connect DTMF plays before the stream starts
+        try:
+            await self._send(commands.streaming_start(ccid, self._stream_params(ccid)))
+            log.info("telnyx call %s: media stream requested", call_id)
+        except Exception as exc:
+            self._streams_started.discard(ccid)  # a redelivered call.answered may try again
+            log.warning("starting the media stream of telnyx call %s failed: %s", ccid, exc)
+
+    async def _stream_failed(self, ccid: str, event: TelnyxEvent, control: CallControl) -> None:
+        """``streaming.failed`` counts as a disconnect of the call's stream (2 s grace)."""
+        hooks = control if isinstance(control, StreamHooks) else None
+        record = control.find_by_provider_id(ccid)
+        if hooks is None or record is None or record.ended_at_ms:
+            return
+        call_id = record.call_id
+        current = hooks.current_stream_id(call_id)
+        if current is None:
+            # The stream never connected: register the failed one so that its disconnect arms
+            # the same grace (a stream that connects within it still keeps the call).
+            failed = event.payload.get("stream_id")
+            current = f"telnyx-failed:{failed if isinstance(failed, str) else ccid}"
+            await hooks.stream_connected(call_id, current)
+        await hooks.stream_disconnected(call_id, current)
 
     async def _record_call(self, ccid: str) -> None:
         try:
@@ -377,6 +443,8 @@ class TelnyxCarrier(Carrier):
                 future.set_exception(CallEndedError(f"call ended: {ccid}"))
         self._call_ids.pop(ccid, None)
         self._answered.discard(ccid)
+        self._streams_started.discard(ccid)
+        self._stream_tokens.forget(ccid)
         self._pre_connect_dtmf.pop(call_id or "", None)
 
     def _spawn(self, work: Awaitable[None]) -> None:
