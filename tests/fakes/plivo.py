@@ -5,7 +5,9 @@ auth, JSON bodies, Plivo's answer shapes (``request_uuid`` as an array, ``call t
 ``{"api_id", "error"}`` errors. Calls: the simulator fetches answer and transfer URLs, runs the
 Plivo XML it gets (``Speak``, ``GetInput``, ``Wait``, ``Hangup``), answers ``GetInput`` from a
 script, and posts hangup callbacks — every request signed with Signature V3 (and V2) the way
-Plivo signs them. Now and then it retries a delivery (the same signed request again) and
+Plivo signs them. ``<Stream>`` keeps the call in the stream (``keepCallAlive``) while a test
+drives the audio socket Plivo would open with :class:`PlivoAudioStream` (protocols/plivo.md §5).
+Now and then it retries a delivery (the same signed request again) and
 re-delivers an earlier answer/status callback late, out of order, as a fresh request.
 """
 
@@ -28,7 +30,7 @@ from aiohttp import web
 
 from voicecall.carriers.plivo.webhook import sign_v2, sign_v3
 
-__all__ = ["FakeCall", "FakePlivo", "Posted"]
+__all__ = ["FakeCall", "FakePlivo", "PlivoAudioStream", "Posted"]
 
 LIVE = ("ringing", "in-progress")
 
@@ -68,6 +70,9 @@ class FakeCall:
     recording_callback: str | None = None
     runner: asyncio.Task[None] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    stream_url: str | None = None
+    stream_attrs: dict[str, str] = field(default_factory=dict)
+    streaming: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _api_id() -> str:
@@ -379,6 +384,12 @@ class FakePlivo:
                 await self._get_input(call, element)
             elif element.tag == "Wait":
                 await asyncio.sleep(float(element.attrib.get("length", "1")))
+            elif element.tag == "Stream":
+                call.stream_url = (element.text or "").strip()
+                call.stream_attrs = dict(element.attrib)
+                call.streaming.set()
+                # keepCallAlive: the call stays in <Stream> until it ends or is transferred.
+                await call.ended.wait()
             elif element.tag == "Hangup":
                 call.hangup_reason = element.attrib.get("reason")
                 cause = "CALL_REJECTED" if call.hangup_reason == "rejected" else "NORMAL_CLEARING"
@@ -479,8 +490,112 @@ class FakePlivo:
         """The call placed by a create request."""
         return self._by_request.get(request_uuid)
 
+    async def stream_of(self, call: FakeCall, timeout_s: float = 20.0) -> str:
+        """The ``<Stream>`` URL Plivo was told to connect to for ``call`` (waits for it)."""
+        async with asyncio.timeout(timeout_s):
+            await call.streaming.wait()
+        assert call.stream_url is not None
+        return call.stream_url
+
+    def audio_stream(
+        self, call: FakeCall, url: str | None = None, *, session: aiohttp.ClientSession
+    ) -> PlivoAudioStream:
+        """The audio websocket Plivo opens for ``call`` (to its ``<Stream>`` URL by default)."""
+        return PlivoAudioStream(session, url or call.stream_url or "", call.call_uuid, self.auth_id)
+
     async def aclose_calls(self) -> None:
         """End every live call (test teardown)."""
         for call in list(self.calls.values()):
             with contextlib.suppress(Exception):
                 await self._end(call, "completed", "NORMAL_CLEARING")
+
+
+FRAME_BYTES = 160  # 20 ms of µ-law at 8 kHz
+
+
+class PlivoAudioStream:
+    """One Plivo audio-stream websocket to the gateway: Plivo's frames (protocols/plivo.md §5)."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, call_uuid: str, account_id: str
+    ) -> None:
+        self.session = session
+        self.url = url
+        self.call_uuid = call_uuid
+        self.account_id = account_id
+        self.stream_id = str(uuid.uuid4())
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.sequence = 0
+        self.chunk = 0
+        self.epoch_ms = 1_700_000_000_000
+        self.received: list[dict[str, Any]] = []
+
+    async def __aenter__(self) -> PlivoAudioStream:
+        self.ws = await self.session.ws_connect(self.url, autoclose=False, max_msg_size=0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+
+    async def send_raw(self, text: str) -> None:
+        """Any text frame, as is."""
+        assert self.ws is not None
+        await self.ws.send_str(text)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """A frame with the next sequenceNumber and Plivo's ``extra_headers``."""
+        self.sequence += 1
+        frame = {**message, "sequenceNumber": self.sequence, "extra_headers": "{}"}
+        await self.send_raw(json.dumps(frame))
+
+    async def start(self, call_uuid: str | None = None) -> None:
+        """``start`` naming the call (``callId``) and this stream (``streamId``)."""
+        start = {
+            "callId": call_uuid or self.call_uuid,
+            "streamId": self.stream_id,
+            "accountId": self.account_id,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
+        }
+        await self.send({"event": "start", "start": start})
+
+    async def media(self, ulaw: bytes) -> None:
+        """One inbound audio chunk (``chunk`` from 1, ``timestamp`` epoch ms as a string)."""
+        self.chunk += 1
+        media = {
+            "track": "inbound",
+            "timestamp": str(self.epoch_ms + 20 * (self.chunk - 1)),
+            "chunk": self.chunk,
+            "payload": base64.b64encode(ulaw).decode(),
+        }
+        await self.send({"event": "media", "streamId": self.stream_id, "media": media})
+
+    async def play(self, audio: bytes, *, frame_s: float = 0.02) -> None:
+        """Stream ``audio`` in 20 ms chunks at real-time pace on an absolute clock."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        for offset in range(0, len(audio), FRAME_BYTES):
+            await self.media(audio[offset : offset + FRAME_BYTES].ljust(FRAME_BYTES, b"\xff"))
+            due += frame_s
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    async def dtmf(self, digit: str) -> None:
+        """A key press."""
+        dtmf = {"track": "inbound", "digit": digit, "timestamp": str(self.epoch_ms)}
+        await self.send({"event": "dtmf", "streamId": self.stream_id, "dtmf": dtmf})
+
+    async def closed(self, timeout_s: float = 20.0) -> tuple[int | None, str]:
+        """Read until the gateway closes the socket: its close code and reason."""
+        assert self.ws is not None
+        async with asyncio.timeout(timeout_s):
+            while True:
+                msg = await self.ws.receive()
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self.received.append(json.loads(msg.data))
+                    continue
+                if msg.type == aiohttp.WSMsgType.CLOSE:
+                    reason = msg.extra or ""
+                    await self.ws.close()
+                    return msg.data, reason
+                return self.ws.close_code, ""

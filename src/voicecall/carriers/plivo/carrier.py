@@ -7,6 +7,8 @@ carrier stores the document first, and the fetch that follows the transfer serve
 never swap texts (nor share a replay key under ``skipSignatureVerification``). For
 conversation calls a speak document also listens (``xml-speak-listen``), so the manager's
 following ``start_listening`` needs no second transfer that would cut the speech short.
+With ``streaming.enabled`` a conversation call's answer document is a bidirectional
+``<Stream>`` (token in the path) and no transfer replaces it while the stream is live.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from voicecall.carriers.base import (
     WebhookRequest,
 )
 from voicecall.carriers.http import CarrierApiError, CarrierHttp, basic_auth
+from voicecall.carriers.media_stream import StreamTokens
 from voicecall.carriers.plivo import rest
 from voicecall.carriers.plivo import xml as plivo_xml
 from voicecall.carriers.plivo.settings import PlivoSettings, webhook_base
+from voicecall.carriers.plivo.stream import PlivoStreamProtocol
 from voicecall.carriers.plivo.webhook import (
     V2_HEADERS,
     V3_HEADERS,
@@ -131,6 +135,12 @@ class PlivoCarrier(Carrier):
         self._rejected: OrderedDict[str, None] = OrderedDict()  # answered with reject XML
         self._background: set[asyncio.Task[None]] = set()
         self._recording: OrderedDict[str, None] = OrderedDict()  # CallUUIDs being recorded
+        self._stream_ids: OrderedDict[str, str] = OrderedDict()  # callId -> streamed CallUUID
+        if self.settings.stream_path is not None:
+            self.stream_tokens = StreamTokens()
+
+    def stream_protocol(self) -> PlivoStreamProtocol | None:
+        return PlivoStreamProtocol() if self.settings.stream_path is not None else None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -199,7 +209,7 @@ class PlivoCarrier(Carrier):
                 _bounded_set(self._call_ids, provider_id, record.call_id)
         seq_text = request.query.get("seq", "")
         seq = int(seq_text) if seq_text.isdigit() and len(seq_text) < 10 else None
-        body = self._reply_body(flow, seq, record, ids)
+        body = self._reply_body(flow, seq, record, ids, call_uuid, request.host_header)
         if (
             flow == "answer"
             and self.settings.recording
@@ -214,7 +224,13 @@ class PlivoCarrier(Carrier):
         return WebhookReply(status=200, body=body.encode(), content_type=_XML)
 
     def _reply_body(
-        self, flow: str | None, seq: int | None, record: CallRecord | None, ids: list[str]
+        self,
+        flow: str | None,
+        seq: int | None,
+        record: CallRecord | None,
+        ids: list[str],
+        call_uuid: str | None,
+        host: str | None,
     ) -> str:
         if flow == "answer":
             if record is not None and record.metadata.get("rejectionReason") == "inbound-policy":
@@ -227,6 +243,12 @@ class PlivoCarrier(Carrier):
                     message = self._notify_messages.get(record.call_id)
                 if message:
                     return plivo_xml.xml_notify(message, locale=self.settings.locale)
+            if (
+                record is not None
+                and call_uuid
+                and (stream := self._stream_doc(record, call_uuid, host))
+            ):
+                return stream
             return plivo_xml.xml_wait()
         if flow == "getinput":
             if record is not None and (docs := self._docs.get(record.call_id)) is not None:
@@ -235,6 +257,28 @@ class PlivoCarrier(Carrier):
         if flow in DOCUMENT_FLOWS and record is not None and record.ended_at_ms is None:
             return self._serve_document(record.call_id, flow, seq)
         return plivo_xml.xml_empty()
+
+    def _stream_doc(self, record: CallRecord, call_uuid: str, host: str | None) -> str | None:
+        """The ``<Stream>`` answer with a freshly minted token, when streaming applies."""
+        from voicecall.exposure.webhook_url import public_route_url
+
+        stream_path, tokens = self.settings.stream_path, self.stream_tokens
+        conversation = record.direction == "inbound" or record.mode == "conversation"
+        if stream_path is None or tokens is None or not conversation:
+            return None
+        if record.ended_at_ms is not None:
+            return None
+        url = public_route_url(
+            self._webhook_url(),
+            stream_path,
+            prefix=self.settings.stream_prefix,
+            websocket=True,
+            request_host=host,
+        )
+        token = tokens.mint(call_uuid)
+        _bounded_set(self._stream_ids, record.call_id, call_uuid)
+        log.info("plivo: stream XML served for call %s", record.call_id)
+        return plivo_xml.xml_stream(f"{url.rstrip('/')}/{token}")
 
     def _serve_document(self, call_id: str, flow: str, seq: int | None) -> str:
         docs = self._docs.get(call_id)
@@ -309,6 +353,9 @@ class PlivoCarrier(Carrier):
 
     async def play_tts(self, provider_call_id: str, text: str) -> None:
         call_id = self._call_id_for(provider_call_id)
+        if self._streaming(call_id):
+            # A transfer would replace the live <Stream> and cut the caller's audio off.
+            raise CallError("telephony TTS unavailable while a media stream is active")
         record = self._record(call_id)
         conversation = record is None or (record.direction == "inbound" or record.mode != "notify")
         flow = "xml-speak-listen" if conversation else "xml-speak"
@@ -317,6 +364,8 @@ class PlivoCarrier(Carrier):
 
     async def start_listening(self, provider_call_id: str, turn_token: str | None) -> None:
         call_id = self._call_id_for(provider_call_id)
+        if self._streaming(call_id):
+            return  # the media stream already carries the caller's speech to transcription
         docs = self._docs.get(call_id)
         if docs is not None and docs.listening:
             return  # the speak document already listens (xml-speak-listen)
@@ -381,6 +430,11 @@ class PlivoCarrier(Carrier):
         control = self._control()
         return control.get_record(call_id) if control is not None else None
 
+    def _streaming(self, call_id: str) -> bool:
+        control = self._control()
+        view = control.call_view(call_id) if control is not None else None
+        return view is not None and view.stream_connected
+
     def _call_id_for(self, provider_call_id: str) -> str:
         call_id = self._call_ids.get(provider_call_id)
         if call_id is None and (control := self._control()) is not None:
@@ -429,3 +483,6 @@ class PlivoCarrier(Carrier):
     def _forget(self, call_id: str) -> None:
         self._docs.pop(call_id, None)
         self._notify_messages.pop(call_id, None)
+        streamed = self._stream_ids.pop(call_id, None)
+        if streamed is not None and self.stream_tokens is not None:
+            self.stream_tokens.forget(streamed)

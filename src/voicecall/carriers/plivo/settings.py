@@ -35,6 +35,13 @@ def _tts_locale(tts: Any) -> str:
     return DEFAULT_LOCALE
 
 
+def _path_prefix(config: Any) -> str:
+    from voicecall.config.models import VoicecallConfig
+    from voicecall.exposure.webhook_url import public_path_prefix
+
+    return public_path_prefix(config) if isinstance(config, VoicecallConfig) else ""
+
+
 @dataclass(frozen=True, slots=True)
 class PlivoSettings:
     """Credentials, API base, callback base and the speech locale of one Plivo account."""
@@ -46,6 +53,10 @@ class PlivoSettings:
     ring_timeout_s: int = 30
     locale: str = DEFAULT_LOCALE
     recording: bool = False
+    #: ``streaming.streamPath`` when classic streaming is on (conversation calls stream), else None.
+    stream_path: str | None = None
+    #: The reverse-proxy prefix of ``publicUrl`` put in front of stream paths.
+    stream_prefix: str = ""
 
     @classmethod
     def from_config(cls, config: Any) -> PlivoSettings:
@@ -53,6 +64,9 @@ class PlivoSettings:
         plivo = getattr(config, "plivo", None)
         ring_ms = int(getattr(config, "ring_timeout_ms", 30000))
         recording = getattr(config, "recording", None)
+        streaming = getattr(config, "streaming", None)
+        stream_path = getattr(streaming, "stream_path", None) or None
+        streams = bool(getattr(streaming, "enabled", False)) and stream_path is not None
         return cls(
             auth_id=str(getattr(plivo, "auth_id", None) or ""),
             auth_token=str(getattr(plivo, "auth_token", None) or ""),
@@ -61,4 +75,6 @@ class PlivoSettings:
             ring_timeout_s=max(1, math.ceil(ring_ms / 1000)),
             locale=_tts_locale(getattr(config, "tts", None)),
             recording=bool(getattr(recording, "enabled", False)),
+            stream_path=str(stream_path) if streams else None,
+            stream_prefix=_path_prefix(config) if streams else "",
         )

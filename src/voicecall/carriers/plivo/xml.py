@@ -18,6 +18,7 @@ __all__ = [
     "xml_reject",
     "xml_speak",
     "xml_speak_listen",
+    "xml_stream",
     "xml_wait",
 ]
 
@@ -80,6 +81,18 @@ def xml_notify(text: str, *, locale: str) -> str:
 def xml_listen(*, webhook_url: str, call_id: str, language: str) -> str:
     """xml-listen: collect the caller's speech, then hold the line."""
     return f"<Response>{_get_input(webhook_url, call_id, language)}{_WAIT}</Response>"
+
+
+def xml_stream(stream_url: str) -> str:
+    """Streaming and realtime (improvement I4): a bidirectional µ-law 8 kHz audio stream.
+
+    ``keepCallAlive`` holds the call for as long as the socket lives; the token is the URL's
+    last path segment (``wss://{host}{prefix}{path}/{token}``).
+    """
+    return (
+        '<Response><Stream bidirectional="true" keepCallAlive="true" '
+        f'contentType="audio/x-mulaw;rate=8000">{escape(stream_url)}</Stream></Response>'
+    )
 
 
 def xml_wait() -> str:
