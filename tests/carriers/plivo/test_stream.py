@@ -23,7 +23,7 @@ from voicecall.carriers.media_stream import (
 from voicecall.carriers.plivo import xml as plivo_xml
 from voicecall.carriers.plivo.stream import AudioCleared, PlivoStreamProtocol
 
-START = {
+START: dict[str, Any] = {
     "event": "start",
     "sequenceNumber": 1,
     "start": {
