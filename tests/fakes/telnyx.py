@@ -10,6 +10,10 @@ over ``"{timestamp}|{body}"``. Delivery is one at a time and in order, except th
 ``reorder_every``-th event is held back until the next one has been delivered, and every
 ``redeliver_every``-th event is delivered twice (alternately the same bytes again, and a new
 attempt with a fresh signature). A non-2xx answer is retried like Telnyx does.
+
+Media streaming (§5): ``answer`` and ``streaming_start`` with a ``stream_url`` record it on the
+call; :meth:`FakeTelnyx.media_stream` opens that websocket as Telnyx does (auth token header,
+``connected``, ``start``) and :class:`TelnyxMediaStream` streams µ-law frames in Telnyx's shape.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-__all__ = ["Delivery", "FakeCall", "FakeTelnyx", "RestCall"]
+__all__ = ["Delivery", "FakeCall", "FakeTelnyx", "RestCall", "TelnyxMediaStream"]
 
 _DIGITS = re.compile(r"[0-9A-D*#wW]+")
 _COMMAND_ID_WINDOW_S = 60.0
+_FRAME_BYTES = 160  # 20 ms of PCMU at 8 kHz
 
 
 @dataclass
@@ -83,6 +88,8 @@ class FakeCall:
     call_leg_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     call_session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    stream_url: str | None = None  # from answer / streaming_start
+    stream_auth_token: str | None = None
 
 
 def _error(status: int, code: str, title: str, detail: str) -> web.Response:
@@ -199,6 +206,34 @@ class FakeTelnyx:
         """The far end presses keys (one ``call.dtmf.received`` per digit)."""
         for digit in digits:
             self._emit(self.calls[ccid], "call.dtmf.received", digit=digit)
+
+    async def stream_url(self, ccid: str) -> str:
+        """The media-stream URL the gateway gave for call ``ccid`` (waits for it)."""
+        await self.wait_for(lambda: self.calls[ccid].stream_url is not None)
+        url = self.calls[ccid].stream_url
+        assert url is not None
+        return url
+
+    def media_stream(
+        self, ccid: str, session: aiohttp.ClientSession, *, url: str | None = None
+    ) -> TelnyxMediaStream:
+        """A media websocket for call ``ccid`` to its stream URL (or to ``url``)."""
+        call = self.calls[ccid]
+        target = url or call.stream_url
+        assert target, "no stream_url was given for this call"
+        return TelnyxMediaStream(session, target, call, call.stream_auth_token)
+
+    def stream_fails(self, ccid: str, reason: str = "connection_failed") -> None:
+        """Telnyx reports that the call's media stream failed (``streaming.failed``)."""
+        call = self.calls[ccid]
+        self._emit(
+            call,
+            "streaming.failed",
+            failure_reason=reason,
+            stream_id=str(uuid.uuid4()),
+            stream_type="websocket",
+            stream_params={"stream_url": call.stream_url, "track": "inbound_track"},
+        )
 
     def actions(self, ccid: str | None = None) -> list[str]:
         """The actions received (for one call, if given), in order; dial is ``dial``."""
@@ -343,6 +378,8 @@ class FakeTelnyx:
         call.client_state = body.get("client_state", call.client_state)
         call.state = "answered"
         self._later(call, 0.01, lambda c: self._emit(c, "call.answered", state="answered"))
+        if isinstance(body.get("stream_url"), str):
+            self._stream_to(call, body)
         return None
 
     def _do_hangup(self, call: FakeCall, body: dict[str, Any]) -> str | None:
@@ -393,7 +430,17 @@ class FakeTelnyx:
         return None if body.get("format") in ("mp3", "wav") else "'format' must be mp3 or wav"
 
     def _do_streaming_start(self, call: FakeCall, body: dict[str, Any]) -> str | None:
-        return None if body.get("stream_url") else "'stream_url' is required"
+        if not body.get("stream_url"):
+            return "'stream_url' is required"
+        self._stream_to(call, body)
+        return None
+
+    def _stream_to(self, call: FakeCall, body: dict[str, Any]) -> None:
+        call.stream_url = str(body["stream_url"])
+        token = body.get("stream_auth_token")
+        call.stream_auth_token = token if isinstance(token, str) else None
+        url = call.stream_url
+        self._later(call, 0.01, lambda c: self._emit(c, "streaming.started", stream_url=url))
 
     # ---- the simulated far end ---------------------------------------------------------------
 
@@ -530,3 +577,91 @@ class FakeTelnyx:
         self.deliveries.append(Delivery(event_type, call.call_control_id, attempt, status, body))
         self.timeline.append(f"hook:{event_type}")
         return status
+
+
+class TelnyxMediaStream:
+    """One Telnyx media-stream websocket to the gateway, in Telnyx's frame shapes."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, call: FakeCall, token: str | None
+    ) -> None:
+        self.session = session
+        self.url = url
+        self.call = call
+        self.token = token
+        self.stream_id = str(uuid.uuid4()).upper()
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.sequence = 0
+        self.chunk = 0
+        self.received: list[dict[str, Any]] = []
+
+    async def __aenter__(self) -> TelnyxMediaStream:
+        headers = {"x-telnyx-streaming-auth-token": self.token} if self.token else {}
+        self.ws = await self.session.ws_connect(
+            self.url, headers=headers, autoclose=False, max_msg_size=0
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """A frame with the next sequence_number and this stream's id."""
+        assert self.ws is not None
+        self.sequence += 1
+        frame = {**message, "sequence_number": str(self.sequence), "stream_id": self.stream_id}
+        await self.ws.send_str(json.dumps(frame))
+
+    async def start(self) -> None:
+        """``connected`` (with the auth token) then ``start`` naming the call."""
+        assert self.ws is not None
+        hello: dict[str, Any] = {"event": "connected", "version": "1.0.0"}
+        await self.ws.send_str(json.dumps(hello))
+        start = {
+            "user_id": "3E6F995F-85F7-4705-9741-53B116D28237",
+            "call_control_id": self.call.call_control_id,
+            "call_session_id": self.call.call_session_id,
+            "from": self.call.from_number,
+            "to": self.call.to_number,
+            "client_state": self.call.client_state,
+            "custom_parameters": {},
+            "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1},
+        }
+        await self.send({"event": "start", "start": start})
+
+    async def play(self, audio: bytes, *, frame_s: float = 0.02) -> None:
+        """Stream ``audio`` (PCMU 8 kHz) in 20 ms frames at real-time pace."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        for offset in range(0, len(audio), _FRAME_BYTES):
+            piece = audio[offset : offset + _FRAME_BYTES].ljust(_FRAME_BYTES, b"\xff")
+            self.chunk += 1
+            media = {
+                "track": "inbound",
+                "chunk": str(self.chunk),
+                "timestamp": str(20 * (self.chunk - 1)),
+                "payload": base64.b64encode(piece).decode(),
+            }
+            await self.send({"event": "media", "media": media})
+            due += frame_s
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    async def stop(self) -> None:
+        """``stop``: the stream is over."""
+        stop = {"user_id": "3E6F995F", "call_control_id": self.call.call_control_id}
+        await self.send({"event": "stop", "stop": stop})
+
+    async def closed(self) -> tuple[int | None, str]:
+        """Read until the gateway closes the socket: its close code and reason."""
+        assert self.ws is not None
+        async with asyncio.timeout(20):
+            while True:
+                msg = await self.ws.receive()
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self.received.append(json.loads(msg.data))
+                    continue
+                if msg.type == aiohttp.WSMsgType.CLOSE:
+                    await self.ws.close()
+                    return msg.data, msg.extra or ""
+                return self.ws.close_code, ""

@@ -106,7 +106,7 @@ class TelnyxCarrier(Carrier):
         self._answered: set[str] = set()
         self._streaming = bool(config.streaming.enabled)
         self._stream_tokens = self.stream_tokens = StreamTokens()
-        self._streams_started: set[str] = set()
+        self._streams_started: set[str] = set()  # calls whose caller is heard on a stream
 
     def stream_protocol(self) -> TelnyxStreamProtocol:
         return TelnyxStreamProtocol()
@@ -231,6 +231,8 @@ class TelnyxCarrier(Carrier):
                 del self._speaking[provider_call_id]
 
     async def start_listening(self, provider_call_id: str, turn_token: str | None) -> None:
+        if provider_call_id in self._streams_started:
+            return  # the media stream's transcription hears the caller; no Telnyx listen turn
         await self._wait_ready(provider_call_id)
         request = commands.transcription_start(
             provider_call_id,
@@ -241,6 +243,8 @@ class TelnyxCarrier(Carrier):
         await self._send(request)
 
     async def stop_listening(self, provider_call_id: str) -> None:
+        if provider_call_id in self._streams_started:
+            return
         call_id = self._call_id_for(provider_call_id)
         await self._send(commands.transcription_stop(provider_call_id, call_id=call_id))
 
@@ -335,11 +339,14 @@ class TelnyxCarrier(Carrier):
         # An accepted inbound call is a conversation: with streaming on, the answer itself
         # starts the media stream (the token minted here is the one the socket must present).
         stream = self._stream_params(ccid) if self._streaming else None
+        if stream is not None:
+            self._streams_started.add(ccid)
         try:
             await self._send(commands.answer(ccid, call_id=call_id, stream=stream))
         except Exception as exc:
             # A redelivered call.initiated may try again.
             self._answered.discard(ccid)
+            self._streams_started.discard(ccid)
             log.warning("answering telnyx call %s failed: %s", ccid, exc)
 
     # ---- media streams (SPEC §3.3, §5) -------------------------------------------------------
