@@ -34,7 +34,7 @@ def free_port() -> int:
 class Gateway:
     """A `voicecall serve` child configured for the fake Twilio."""
 
-    def __init__(self, home: Path, fake: FakeTwilio) -> None:
+    def __init__(self, home: Path, fake: FakeTwilio, extra: dict[str, Any] | None = None) -> None:
         self.home = home
         self.rpc_port = free_port()
         serve_port = free_port()
@@ -51,6 +51,7 @@ class Gateway:
             "allowFrom": [FRIEND],
             "inboundGreeting": "Hi friend, how can I help?",
             "maxConcurrentCalls": 4,
+            **(extra or {}),
         }
         (home / "config.json5").write_text(json.dumps(config))
         env = {**os.environ, "VOICECALL_HOME": str(home)}
@@ -129,6 +130,25 @@ async def gateway(
             yield gw, session
         finally:
             gw.stop()
+
+
+@pytest.fixture
+async def start_gateway(tmp_path: Path, fake: FakeTwilio) -> AsyncIterator[Any]:
+    """Start a gateway with extra top-level config keys (one per test)."""
+    started: list[Gateway] = []
+    async with aiohttp.ClientSession() as session:
+
+        async def start(extra: dict[str, Any]) -> tuple[Gateway, aiohttp.ClientSession]:
+            gw = Gateway(tmp_path, fake, extra)
+            started.append(gw)
+            await gw.ready(session)
+            return gw, session
+
+        try:
+            yield start
+        finally:
+            for gw in started:
+                gw.stop()
 
 
 async def test_outbound_notify_sends_inline_twiml(
@@ -228,3 +248,116 @@ async def test_dtmf_before_and_after_connect(
     assert "flow=keepalive" in update
     await gw.rpc(session, "voicecall.end", callId=result["callId"])
     assert dict(fake.rest_for(sid)[-1].form) == {"Status": "completed"}
+
+
+async def test_notify_message_is_in_the_transcript(
+    gateway: tuple[Gateway, aiohttp.ClientSession], fake: FakeTwilio
+) -> None:
+    """A notify call's inline message appears once as a bot transcript entry."""
+    gw, session = gateway
+    result = await gw.rpc(
+        session, "voicecall.initiate", to="+15550003333", message="Your parcel", mode="notify"
+    )
+    record = await gw.ended(session, result["callId"])
+    assert [(t["speaker"], t["text"]) for t in record["transcript"]] == [("bot", "Your parcel")]
+    assert "initialMessage" not in record["metadata"]
+
+
+async def test_voicemail_leave_message_after_the_beep(start_gateway: Any, fake: FakeTwilio) -> None:
+    """On a machine the message waits for the beep, is spoken once, and the call ends voicemail."""
+    gw, session = await start_gateway({"voicemail": {"detection": "twilio"}})
+    fake.amd_verdicts = ["machine_start", "machine_end_beep"]
+    result = await gw.rpc(
+        session, "voicecall.initiate", to="+15550006666", message="Call me back", mode="notify"
+    )
+    form = dict(fake.rest[0].form)
+    assert form["MachineDetection"] == "DetectMessageEnd" and "Url" in form
+    sid = next(iter(fake.calls))
+    call = await fake.wait_ended(sid)
+    assert call.timeline == ["amd:machine_start", "amd:machine_end_beep", "say:Call me back"]
+    record = await gw.ended(session, result["callId"])
+    assert record["endReason"] == "voicemail"
+    assert record["metadata"]["answeredBy"] == "machine_end_beep"
+    assert record["metadata"]["answeredByFirst"] == "machine_start"
+    assert [(t["speaker"], t["text"]) for t in record["transcript"]] == [("bot", "Call me back")]
+
+
+async def test_voicemail_hang_up_verdict_ends_at_once(start_gateway: Any, fake: FakeTwilio) -> None:
+    """With onMachine hang-up a machine verdict hangs up unheard and ends the call voicemail."""
+    gw, session = await start_gateway(
+        {"voicemail": {"detection": "twilio", "onMachine": "hang-up"}}
+    )
+    fake.amd_verdicts = ["machine_start"]
+    result = await gw.rpc(
+        session, "voicecall.initiate", to="+15550007777", message="Hi", mode="conversation"
+    )
+    assert dict(fake.rest[0].form)["MachineDetection"] == "Enable"
+    sid = next(iter(fake.calls))
+    call = await fake.wait_ended(sid)
+    assert call.heard == []
+    record = await gw.ended(session, result["callId"])
+    assert record["endReason"] == "voicemail"
+    assert record["metadata"]["answeredBy"] == "machine_start"
+    # the verdict's reply comes after the gateway's hangup request has been answered
+    await wait_for(lambda: any("type=amd" in url for url, *_ in fake.webhooks))
+    assert dict(fake.rest_for(sid)[-1].form) == {"Status": "completed"}
+
+
+async def test_voicemail_human_verdict_proceeds(start_gateway: Any, fake: FakeTwilio) -> None:
+    """A human verdict releases the held opening and the conversation goes on."""
+    gw, session = await start_gateway({"voicemail": {"detection": "twilio"}})
+    fake.amd_verdicts = ["human"]
+    result = await gw.rpc(
+        session, "voicecall.initiate", to="+15550008888", message="Hello human", mode="conversation"
+    )
+    sid = next(iter(fake.calls))
+    call = fake.calls[sid]
+    await wait_for(lambda: call.heard == ["Hello human"])
+    assert call.timeline == ["amd:human", "say:Hello human"]
+    assert "endedAt" not in await gw.call(session, result["callId"])
+    await gw.rpc(session, "voicecall.end", callId=result["callId"])
+    record = await gw.ended(session, result["callId"])
+    assert record["metadata"]["answeredBy"] == "human"
+
+
+async def test_inbound_recording_starts_once_and_lands_in_metadata(
+    start_gateway: Any, fake: FakeTwilio
+) -> None:
+    """An answered inbound call is recorded once; the recording callback lands in metadata."""
+    gw, session = await start_gateway({"recording": {"enabled": True, "channels": "dual"}})
+    friend = await fake.dial_in(FRIEND, FROM, gw.webhook_url)
+    await wait_for(lambda: friend.heard == ["Hi friend, how can I help?"])
+    await wait_for(lambda: len(friend.recording_callbacks) == 1)
+    starts = [r for r in fake.rest_for(friend.sid) if r.path.endswith("/Recordings.json")]
+    assert len(starts) == 1
+    form = dict(starts[0].form)
+    assert (
+        form["RecordingChannels"] == "dual" and "type=recording" in form["RecordingStatusCallback"]
+    )
+    await fake.hang_up(friend.sid)
+    status = await gw.rpc(session, "voicecall.status")
+    call_id = next(c["callId"] for c in status["calls"] if c["direction"] == "inbound")
+    sid = friend.recording_callbacks[0][0]
+
+    async with asyncio.timeout(20):
+        while not (found := gw._last_record(call_id).get("metadata", {}).get("recordings")):
+            await asyncio.sleep(0.05)
+    assert found == [{"sid": sid, "url": found[0]["url"], "durationSec": 7, "status": "completed"}]
+    assert found[0]["url"].endswith(f"/Recordings/{sid}")
+
+
+async def test_outbound_recording_callback_after_the_call_is_kept(
+    start_gateway: Any, fake: FakeTwilio
+) -> None:
+    """A recording reported after the call ended is still stored in the call's metadata."""
+    gw, session = await start_gateway({"recording": {"enabled": True}})
+    result = await gw.rpc(
+        session, "voicecall.initiate", to="+15550009999", message="Hi", mode="notify"
+    )
+    assert dict(fake.rest[0].form)["Record"] == "true"
+    await gw.ended(session, result["callId"])
+    async with asyncio.timeout(20):
+        while not gw._last_record(result["callId"])["metadata"].get("recordings"):
+            await asyncio.sleep(0.05)
+    [recording] = gw._last_record(result["callId"])["metadata"]["recordings"]
+    assert recording["status"] == "completed"

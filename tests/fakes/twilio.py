@@ -5,6 +5,9 @@ the voice URL, executes the TwiML it gets back (``Say``, ``Play digits``, ``Gath
 ``Redirect``, ``Pause``, ``Hangup``, ``Reject``, ``Enqueue``), posts Gather results, and — when
 asked — delivers a webhook twice (a retry with a new idempotency token) or the early status
 callbacks out of order. A REST update replaces the document being executed, as on Twilio.
+Asynchronous answering-machine detection posts the scripted ``AnsweredBy`` verdicts to the
+``AsyncAmdStatusCallback`` once the first document runs; recordings (``Record=true`` on create,
+or ``POST /Calls/{sid}/Recordings.json``) post their ``completed`` callback when the call ends.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class FakeCall:
     sequence: int = 0
     task: asyncio.Task[None] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    timeline: list[str] = field(default_factory=list)  # "amd:<verdict>" and "say:<text>", in order
+    recording_callbacks: list[tuple[str, str]] = field(default_factory=list)  # (sid, url)
 
     def json(self, account: str) -> dict[str, Any]:
         return {
@@ -91,6 +96,7 @@ class FakeTwilio:
         self.retry_webhooks = False
         self.status_out_of_order = False
         self.answer_lines: list[str] = []
+        self.amd_verdicts: list[str] = []  # AnsweredBy values posted in order for AsyncAmd calls
         self.base_url = ""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -103,6 +109,7 @@ class FakeTwilio:
         api = _API.format(account="{account}")
         app.router.add_post(f"{api}/Calls.json", self._create)
         app.router.add_route("*", f"{api}/Calls/{{sid}}.json", self._call)
+        app.router.add_post(f"{api}/Calls/{{sid}}/Recordings.json", self._start_recording)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -160,8 +167,46 @@ class FakeTwilio:
             answer_lines=deque(self.answer_lines),
         )
         self.calls[call.sid] = call
+        if data.get("Record") == "true" and data.get("RecordingStatusCallback"):
+            call.recording_callbacks.append(
+                ("RE" + uuid.uuid4().hex, data["RecordingStatusCallback"])
+            )
+        if data.get("AsyncAmd") == "true" and data.get("AsyncAmdStatusCallback"):
+            self._spawn(self._detect_machine(call, data["AsyncAmdStatusCallback"]))
         call.task = self._spawn(self._run_outbound(call, data.get("Twiml"), data.get("Url")))
         return web.json_response(call.json(self.account_sid), status=201)
+
+    async def _start_recording(self, request: web.Request) -> web.Response:
+        if not self._auth_ok(request):
+            return self._error(401, 20003, "Authenticate")
+        call = self.calls.get(request.match_info["sid"])
+        form = [(k, v) for k, v in (await request.post()).items() if isinstance(v, str)]
+        self.rest.append(RestCall("POST", request.path, form))
+        if call is None:
+            return self._error(404, 20404, "The requested resource was not found")
+        if call.ended.is_set():
+            return self._error(400, 21220, "Call is not in-progress. Cannot create recording.")
+        sid = "RE" + uuid.uuid4().hex
+        callback = dict(form).get("RecordingStatusCallback")
+        if callback:
+            call.recording_callbacks.append((sid, callback))
+        body = {"sid": sid, "call_sid": call.sid, "status": "in-progress", "channels": 1}
+        return web.json_response(body, status=201)
+
+    async def _detect_machine(self, call: FakeCall, callback: str) -> None:
+        """Post each scripted verdict once the call runs its first document."""
+        await wait_for(lambda: bool(call.documents) or call.ended.is_set())
+        for verdict in self.amd_verdicts:
+            if call.ended.is_set():
+                return
+            call.timeline.append(f"amd:{verdict}")
+            params = [
+                ("AccountSid", self.account_sid),
+                ("CallSid", call.sid),
+                ("AnsweredBy", verdict),
+                ("MachineDetectionDuration", "2400"),
+            ]
+            await self.post(callback, params)
 
     async def _call(self, request: web.Request) -> web.Response:
         if not self._auth_ok(request):
@@ -243,6 +288,25 @@ class FakeTwilio:
             return
         call.ended.set()
         await self._status(call, status)
+        if call.recording_callbacks:
+            self._spawn(self._post_recordings(call))  # after the call, as Twilio does
+
+    async def _post_recordings(self, call: FakeCall) -> None:
+        for sid, callback in call.recording_callbacks:
+            params = [
+                ("AccountSid", self.account_sid),
+                ("CallSid", call.sid),
+                ("RecordingSid", sid),
+                (
+                    "RecordingUrl",
+                    f"{self.base_url}{_API.format(account=self.account_sid)}/Recordings/{sid}",
+                ),
+                ("RecordingStatus", "completed"),
+                ("RecordingDuration", "7"),
+                ("RecordingChannels", "1"),
+                ("ErrorCode", "0"),
+            ]
+            await self.post(callback, params)
 
     async def _run_outbound(self, call: FakeCall, inline: str | None, url: str | None) -> None:
         early = ["initiated", "ringing"]
@@ -298,6 +362,7 @@ class FakeTwilio:
             call.verbs.append(verb.tag)
             if verb.tag == "Say":
                 call.heard.append(verb.text or "")
+                call.timeline.append(f"say:{verb.text or ''}")
             elif verb.tag == "Play" and verb.get("digits") is not None:
                 call.digits_played.append(verb.get("digits") or "")
             elif verb.tag == "Pause":

@@ -115,6 +115,10 @@ class EventIntake(CallBook):
         )
         if ended_id is not None:
             record = self._ended.get(ended_id)
+            if isinstance(event, RecordingReady) and record is not None:
+                # Carriers report a recording once the call is over (Twilio, Plivo).
+                _add_recording(record, event)
+                return [self._persist(record)]
             if (
                 record is not None
                 and record.metadata.get("rejectionReason") == "inbound-policy"
@@ -249,12 +253,7 @@ class EventIntake(CallBook):
             record.metadata.setdefault("answeredByFirst", event.answered_by)
             record.metadata["answeredBy"] = event.answered_by
         elif isinstance(event, RecordingReady):
-            entry: dict[str, Any] = {"sid": event.sid, "url": event.url}
-            if event.duration_sec is not None:
-                entry["durationSec"] = event.duration_sec
-            if event.status is not None:
-                entry["status"] = event.status
-            record.metadata.setdefault("recordings", []).append(entry)
+            _add_recording(record, event)
         elif isinstance(event, CallEnded):
             reason = _end_reason(event.reason)
             out.extend(self._finalize(live, reason, now_ms))
@@ -368,6 +367,15 @@ class EventIntake(CallBook):
         if not spoken.strip() or not live.record.provider_call_id:
             return []
         return self._play(live, spoken, "auto", now_ms, listen=True)
+
+
+def _add_recording(record: CallRecord, event: RecordingReady) -> None:
+    entry: dict[str, Any] = {"sid": event.sid, "url": event.url}
+    if event.duration_sec is not None:
+        entry["durationSec"] = event.duration_sec
+    if event.status is not None:
+        entry["status"] = event.status
+    record.metadata.setdefault("recordings", []).append(entry)
 
 
 def _end_reason(raw: str) -> EndReason:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 _TWIML_RETRY_DELAYS_S = (0.25, 0.75)  # error 21220 ("call not in-progress yet"), SPEC §3.1
 _CALL_NOT_READY = 21220
 _HOLD_MUSIC_PATH = "/voice/hold-music"
+_MACHINE_VERDICTS = ("machine_start", "machine_end_", "fax")  # AnsweredBy values (prefixes)
 
 
 def _xml(document: str) -> WebhookReply:
@@ -57,6 +58,11 @@ class TwilioCarrier(Carrier):
         self._http: CarrierHttp | None = None
         self._sink: EventSink | None = None
         self._one_shot: dict[str, str] = {}  # callId -> TwiML served once (DTMF, long notify)
+        self._notify_on_answer: set[str] = set()  # callIds whose notify TwiML carries the message
+        self._holding: set[str] = set()  # callIds whose opening waits for the AMD verdict
+        self._leaving_message: set[str] = set()  # callIds speaking their voicemail message
+        self._recording: set[str] = set()  # callIds whose inbound recording was requested
+        self._tasks: set[asyncio.Task[None]] = set()
         self._sleep = asyncio.sleep
         self._stream_tokens = self.stream_tokens = StreamTokens()
 
@@ -75,8 +81,13 @@ class TwilioCarrier(Carrier):
             self._http = CarrierHttp("twilio", session, self._base_url, headers=headers)
 
     async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._http = None
         self._one_shot.clear()
+        for calls in (self._notify_on_answer, self._holding, self._leaving_message):
+            calls.clear()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -132,6 +143,10 @@ class TwilioCarrier(Carrier):
 
     async def _update_twiml(self, provider_call_id: str, document: str) -> None:
         request = rest.update_twiml(self._account_sid, provider_call_id, document)
+        await self._send_when_ready(request)
+
+    async def _send_when_ready(self, request: ApiRequest) -> None:
+        """Send, retrying while Twilio says the call is not in progress yet (error 21220)."""
         for delay in (*_TWIML_RETRY_DELAYS_S, None):
             try:
                 await self._send(request)
@@ -163,6 +178,9 @@ class TwilioCarrier(Carrier):
                 inline = document
             elif voicemail is None:
                 self._one_shot[call_id] = document
+            if voicemail is None:
+                # The document speaks the message once the callee answers (transcript then).
+                self._notify_on_answer.add(call_id)
         if dtmf_sequence:
             # The redirect must differ from the first voice fetch (same URL and parameters would
             # be the same signed request, which the replay cache answers with T-EMPTY).
@@ -184,11 +202,13 @@ class TwilioCarrier(Carrier):
             response = await self._send(request)
         except BaseException:
             self._one_shot.pop(call_id, None)
+            self._notify_on_answer.discard(call_id)
             raise
         data = response.json()
         sid = data.get("sid") if isinstance(data, dict) else None
         if not isinstance(sid, str) or not sid:
             self._one_shot.pop(call_id, None)
+            self._notify_on_answer.discard(call_id)
             raise CallError("twilio API error: create call answered without a sid")
         return sid
 
@@ -282,11 +302,19 @@ class TwilioCarrier(Carrier):
         )
         # 1. status / AMD / recording callbacks.
         if hook.kind in ("status", "amd", "recording"):
-            await control.handle_events(hook.events)
+            events = hook.events
+            if call_id in self._leaving_message:
+                # The voicemail message was spoken; its <Hangup/> ends the call as `voicemail`.
+                events = [_as_voicemail(event) for event in events]
+            await control.handle_events(events)
+            if call_id is not None:
+                await self._after_callback(call_id, hook, control)
             return _xml(twiml.empty())
-        # 2. keep-alive redirects.
+        # 2. keep-alive redirects (a held opening is decided again on each one).
         if hook.flow == "keepalive":
             view = control.call_view(call_id) if call_id else None
+            if view is not None and call_id in self._holding:
+                return _xml(await self._classic_doc(view, control, request.received_at_ms))
             return _xml(self._idle_doc(view))
         inbound = hook.direction == "inbound"
         await control.handle_events(hook.events, in_band_rejection=inbound)
@@ -319,6 +347,7 @@ class TwilioCarrier(Carrier):
         if inbound:
             await control.handle_events([self._answered_event(hook, view, request)])
             view = control.call_view(view.record.call_id) or view
+            self._start_inbound_recording(view)
         # 8. realtime needs the realtime bridge; until it exists such calls take the next step.
         # 9. streaming (conversation): the caller's audio comes over a media stream.
         stream_doc = self._stream_doc(view, request)
@@ -342,7 +371,9 @@ class TwilioCarrier(Carrier):
         record = view.record
         call_id = record.call_id
         if self._voicemail_pending(view, now_ms):
+            self._holding.add(call_id)
             return twiml.keepalive(self._keepalive_url(call_id))
+        self._holding.discard(call_id)
         message = await control.claim_initial_message(call_id)
         if message:
             if record.mode == "notify" and record.direction == "outbound":
@@ -375,10 +406,95 @@ class TwilioCarrier(Carrier):
         record = view.record
         if self._config.voicemail.detection != "twilio" or record.direction != "outbound":
             return False
-        if "answeredBy" in record.metadata:
+        verdict = record.metadata.get("answeredBy")
+        if isinstance(verdict, str) and not verdict.startswith(_MACHINE_VERDICTS):
             return False
+        # A machine verdict never releases the opening: the verdict handler hangs up or leaves
+        # the message (leave-message waits past machine_start for the end of the greeting).
         waited_ms = now_ms - (record.answered_at_ms or record.started_at_ms)
         return bool(waited_ms < self._config.voicemail.hold_opening_max_ms)
+
+    # -- callbacks: answer, AMD verdicts, recording ----------------------------------------------
+
+    async def _after_callback(self, call_id: str, hook: Any, control: CallControl) -> None:
+        answered = hook.kind == "status" and hook.call_status == "in-progress"
+        if answered and call_id in self._notify_on_answer:
+            self._notify_on_answer.discard(call_id)
+            await control.claim_initial_message(call_id)  # the bot transcript entry
+        if hook.kind == "status" and control.call_view(call_id) is None:
+            for calls in (self._notify_on_answer, self._holding, self._leaving_message):
+                calls.discard(call_id)
+            self._recording.discard(call_id)
+        if hook.kind == "amd":
+            for event in hook.events:
+                await self._on_verdict(call_id, str(event["answeredBy"]), control, event)
+
+    async def _on_verdict(
+        self, call_id: str, answered_by: str, control: CallControl, event: dict[str, Any]
+    ) -> None:
+        """SPEC §3.2 Voicemail: hang up on a machine, leave the message, or proceed."""
+        view = control.call_view(call_id)
+        settings = self._config.voicemail
+        if view is None or settings.detection != "twilio" or view.record.direction != "outbound":
+            return
+        pcid = view.record.provider_call_id or ""
+        machine = answered_by.startswith(_MACHINE_VERDICTS)
+        if answered_by == "fax" or (machine and settings.on_machine == "hang-up"):
+            self._holding.discard(call_id)
+            await control.handle_events([_ended(event, "voicemail")])
+            await self.hangup_call(pcid)
+        elif machine:
+            if not answered_by.startswith("machine_end_") or call_id in self._leaving_message:
+                return  # the greeting is still playing: wait for the beep (or its end)
+            await self._leave_message(view, control, event)
+        elif call_id in self._holding:
+            # A human (or unknown): the held opening goes out now rather than at the next
+            # keep-alive; the flow query keeps this fetch distinct from the first one.
+            self._holding.discard(call_id)
+            url = twiml.with_query(self.webhook_url, {"callId": call_id, "flow": "amd"})
+            await self._send(rest.redirect_call(self._account_sid, pcid, url))
+
+    async def _leave_message(
+        self, view: CallView, control: CallControl, event: dict[str, Any]
+    ) -> None:
+        call_id = view.record.call_id
+        pcid = view.record.provider_call_id or ""
+        self._holding.discard(call_id)
+        message = None if view.stream_connected else await control.claim_initial_message(call_id)
+        if not message:
+            if view.stream_connected:
+                log.warning("voicemail for %s: no TwiML update on a live stream", call_id)
+            await control.handle_events([_ended(event, "voicemail")])
+            await self.hangup_call(pcid)
+            return
+        self._leaving_message.add(call_id)
+        log.info("leaving a voicemail message on call %s", call_id)
+        await self._update_twiml(pcid, twiml.notify(message, self._voice()))
+
+    def _start_inbound_recording(self, view: CallView) -> None:
+        recording = self._config.recording
+        call_id = view.record.call_id
+        pcid = view.record.provider_call_id
+        if not recording.enabled or not pcid or call_id in self._recording:
+            return
+        self._recording.add(call_id)
+        request = rest.start_recording(
+            self._account_sid,
+            pcid,
+            webhook_url=self.webhook_url,
+            call_id=call_id,
+            channels=recording.channels,
+        )
+        # After the reply: Twilio answers the call only once it runs the TwiML we return.
+        task = asyncio.ensure_future(self._record(call_id, request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record(self, call_id: str, request: ApiRequest) -> None:
+        try:
+            await self._send_when_ready(request)
+        except (CallError, CarrierApiError) as exc:
+            log.warning("could not start recording call %s: %s", call_id, exc)
 
     def _hold_url(self) -> str:
         from voicecall.exposure.webhook_url import public_path_prefix
@@ -399,3 +515,22 @@ class TwilioCarrier(Carrier):
             "providerCallId": view.record.provider_call_id,
             "timestamp": request.received_at_ms,
         }
+
+
+def _ended(cause: dict[str, Any], reason: str) -> dict[str, Any]:
+    """A ``call.ended`` the carrier concludes from ``cause`` (an AMD verdict)."""
+    key = f"{cause.get('dedupeKey') or cause.get('id')}:ended"
+    fields = ("callId", "providerCallId", "timestamp")
+    return {
+        "type": "call.ended",
+        "id": key,
+        "dedupeKey": key,
+        "reason": reason,
+        **{k: cause[k] for k in fields if cause.get(k)},
+    }
+
+
+def _as_voicemail(event: dict[str, Any]) -> dict[str, Any]:
+    if event.get("type") == "call.ended" and event.get("reason") == "completed":
+        return {**event, "reason": "voicemail"}
+    return event
