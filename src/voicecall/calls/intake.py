@@ -256,6 +256,10 @@ class EventIntake(CallBook):
             _add_recording(record, event)
         elif isinstance(event, CallEnded):
             reason = _end_reason(event.reason)
+            if live.ending_op is not None and reason is EndReason.COMPLETED:
+                # the carrier reports the end our own hangup caused, possibly before the
+                # hangup request's reply: the call ends for our reason (hangup-bot, timeout)
+                reason = live.end_reason
             out.extend(self._finalize(live, reason, now_ms))
         elif isinstance(event, CallErrored) and not event.retryable:
             out.append(cmd.LogMessage("warning", f"call {record.call_id} error: {event.error}"))
@@ -265,7 +269,9 @@ class EventIntake(CallBook):
     def _on_answered(self, live: LiveCall, now_ms: int) -> list[Command]:
         mode = live.record.mode or "conversation"
         speakers = _SPEAKS_ON_ANSWER.get(mode, frozenset())
-        if self._uses_media_streams or self._provider not in speakers:
+        # notify calls never open media streams (SPEC §2.5): they speak on answer regardless
+        streamed = self._uses_media_streams and mode != "notify"
+        if streamed or self._provider not in speakers:
             return []
         message = live.record.metadata.get("initialMessage")
         if isinstance(message, str) and message:
