@@ -12,7 +12,10 @@ import aiohttp
 import pytest
 from tests.fakes.stt_common import API_KEY, FakeSttServer
 from tests.fakes.stt_deepgram import FakeDeepgram
+from tests.fakes.stt_elevenlabs import FakeElevenLabs
+from tests.fakes.stt_mistral import FakeMistral
 from tests.fakes.stt_openai import FakeOpenAI
+from tests.fakes.stt_xai import FakeXai
 from tests.streaming.media import StreamDoc, StreamingTwilio, TwilioMediaClient
 
 from voicecall.calls.record import CallRecord
@@ -28,6 +31,9 @@ GREETING = "Hi friend, how can I help?"
 STT_FAKES: dict[str, tuple[type[FakeSttServer], str]] = {
     "deepgram": (FakeDeepgram, ""),
     "openai": (FakeOpenAI, "/v1"),
+    "elevenlabs": (FakeElevenLabs, ""),
+    "mistral": (FakeMistral, ""),
+    "xai": (FakeXai, ""),
 }
 
 

@@ -46,6 +46,7 @@ log = logging.getLogger("voicecall.streams")
 
 MAX_FRAME_BYTES = 64 * 1024
 BACKPRESSURE_LIMIT_BYTES = 1024 * 1024
+_MAX_FRAME_HEADER_BYTES = 10  # an unmasked server frame with a 64-bit length
 
 _POLICY = WSCloseCode.POLICY_VIOLATION  # 1008
 _TRY_AGAIN = WSCloseCode.TRY_AGAIN_LATER  # 1013
@@ -250,7 +251,13 @@ class StreamServer:
         try:
             ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, autoping=True)
             await ws.prepare(request)
-            conn = _Connection(ws, request.transport)
+            transport = request.transport
+            if isinstance(transport, asyncio.WriteTransport):
+                # aiohttp awaits a drain once the transport pauses (64 KiB by default), which
+                # would block a sender forever on a peer that never reads; pausing only past
+                # the backpressure limit lets send() see the buffer grow and close with 1013.
+                transport.set_write_buffer_limits(high=BACKPRESSURE_LIMIT_BYTES)
+            conn = _Connection(ws, transport)
             self._connections.add(conn)
             try:
                 await self._serve(conn, request, ip)
@@ -398,14 +405,20 @@ class StreamServer:
     # -- outbound --------------------------------------------------------------------------------
 
     async def send(self, call_id: str, text: str) -> bool:
-        """Send one outbound frame on the call's stream; over 1 MiB buffered closes it (1013)."""
+        """Send one outbound frame on the call's stream; over 1 MiB buffered closes it (1013).
+
+        A frame that would take the buffer past the limit is not sent: the socket is closed
+        instead, so the buffer stays bounded and the send never waits on a peer that stopped
+        reading (the transport pauses, and aiohttp would drain, only past the limit).
+        """
         conn = self._by_call.get(call_id)
         if conn is None or conn.closing or conn.ws.closed:
             return False
         transport = conn.transport
         if (
             isinstance(transport, asyncio.WriteTransport)
-            and transport.get_write_buffer_size() > BACKPRESSURE_LIMIT_BYTES
+            and transport.get_write_buffer_size() + len(text.encode()) + _MAX_FRAME_HEADER_BYTES
+            > BACKPRESSURE_LIMIT_BYTES
         ):
             self._reject_metric("backpressure")
             self._close_later(conn, _TRY_AGAIN, "Backpressure: send buffer exceeded")
@@ -423,7 +436,12 @@ class StreamServer:
         self._close_later(conn, code, reason)
 
     def _close_later(self, conn: _Connection, code: int, reason: str) -> None:
-        task = asyncio.ensure_future(self._close(conn, code, reason))
+        # Marked closing now, not when the task runs: a send in between must not count or
+        # close a second time.
+        if conn.closing or conn.ws.closed:
+            return
+        conn.closing = True
+        task = asyncio.ensure_future(self._send_close(conn, code, reason))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -431,4 +449,8 @@ class StreamServer:
         if conn.closing or conn.ws.closed:
             return
         conn.closing = True
+        await self._send_close(conn, code, reason)
+
+    @staticmethod
+    async def _send_close(conn: _Connection, code: int, reason: str) -> None:
         await conn.ws.close(code=code, message=sanitize_reason(reason).encode())
