@@ -343,7 +343,7 @@ class Gateway:
             env=self.env,
         )
         app.middlewares.append(self.streams.middleware)
-        self._carrier.bind_stream_sender(self.streams.send)
+        self._carrier.bind_stream_sender(self.streams.send_audio)
         set_closer = getattr(runtime, "set_stream_closer", None)
         if callable(set_closer):
             set_closer(self.streams.close_call_stream)

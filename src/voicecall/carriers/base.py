@@ -30,8 +30,9 @@ __all__ = [
 ]
 
 EventSink = Callable[[dict[str, Any]], Awaitable[None]]
-StreamSender = Callable[[str, str], Awaitable[bool]]
-"""``sender(call_id, frame_text)``: one outbound frame on the call's current media stream."""
+StreamSender = Callable[[str, bytes], Awaitable[bool]]
+"""``sender(call_id, ulaw_8k)``: queue u-law 8 kHz audio on the call's current media stream,
+framed by that stream's protocol; False when the call has no open stream."""
 """Where a carrier pushes normalized events (SPEC §2.4 camelCase dicts)."""
 
 
@@ -175,7 +176,7 @@ class Carrier(abc.ABC):
         """A fresh frame codec for one media-stream connection; None: no media streams."""
         return None
 
-    #: Sends one outbound frame (text) on a call's live media stream; False when none is open.
+    #: Queues u-law audio on a call's live media stream; False when none is open.
     stream_sender: StreamSender | None = None
 
     def bind_stream_sender(self, sender: StreamSender) -> None:

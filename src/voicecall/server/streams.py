@@ -13,6 +13,7 @@ supersedes the older one, which is closed; the call manager's 2 s grace handles 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import re
 import time
@@ -46,6 +47,7 @@ log = logging.getLogger("voicecall.streams")
 
 MAX_FRAME_BYTES = 64 * 1024
 BACKPRESSURE_LIMIT_BYTES = 1024 * 1024
+_FRAME_BYTES = 160  # 20 ms of u-law at 8 kHz
 _MAX_FRAME_HEADER_BYTES = 10  # an unmasked server frame with a 64-bit length
 
 _POLICY = WSCloseCode.POLICY_VIOLATION  # 1008
@@ -424,6 +426,22 @@ class StreamServer:
             self._close_later(conn, _TRY_AGAIN, "Backpressure: send buffer exceeded")
             return False
         await conn.ws.send_str(text)
+        return True
+
+    async def send_audio(self, call_id: str, ulaw: bytes) -> bool:
+        """Queue u-law 8 kHz audio on the call's stream, in 20 ms frames of its carrier's format.
+
+        The carrier plays queued frames in order, so this audio follows whatever was sent
+        before it (SPEC §3.5: DTMF tones queued after audio already queued).
+        """
+        conn = self._by_call.get(call_id)
+        if conn is None or conn.stream is None:
+            return False
+        build = conn.stream.protocol.build_media
+        for start in range(0, len(ulaw), _FRAME_BYTES):
+            payload = base64.b64encode(ulaw[start : start + _FRAME_BYTES]).decode("ascii")
+            if not await self.send(call_id, build(payload)):
+                return False
         return True
 
     # -- closing ---------------------------------------------------------------------------------

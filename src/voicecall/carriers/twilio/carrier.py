@@ -24,6 +24,7 @@ from voicecall.carriers.twilio import rest, twiml
 from voicecall.carriers.twilio.stream import TwilioStreamProtocol
 from voicecall.carriers.twilio.webhook import SIGNATURE_HEADER, parse_webhook, verify_signature
 from voicecall.errors import CallError
+from voicecall.media.dtmf import dtmf_ulaw
 
 __all__ = ["TwilioCarrier"]
 
@@ -248,7 +249,12 @@ class TwilioCarrier(Carrier):
         if view is None:
             raise CallError(f"call not found for {provider_call_id}")
         if view.stream_connected:
-            raise CallError("sending DTMF on a live Twilio media stream is not available")
+            # SPEC §3.5 (I2): a TwiML update would replace <Connect><Stream> and end the stream,
+            # so the digits go in-band, as Q.23 tones queued after the audio already sent.
+            sender = self.stream_sender
+            if sender is None or not await sender(view.record.call_id, dtmf_ulaw(digits)):
+                raise CallError("the call's media stream is not accepting audio; DTMF not sent")
+            return
         document = twiml.play_dtmf(digits, self._keepalive_url(view.record.call_id))
         await self._update_twiml(provider_call_id, document)
 
