@@ -24,7 +24,11 @@ def manager(provider: str = "telnyx", **overrides: Any) -> CallManager:
     }
     data.update(overrides)
     counter = itertools.count(1)
-    return CallManager(VoicecallConfig.model_validate(data), new_id=lambda: f"id{next(counter)}")
+    return CallManager(
+        VoicecallConfig.model_validate(data),
+        supports_pre_connect_dtmf=True,
+        new_id=lambda: f"id{next(counter)}",
+    )
 
 
 def ev(type_: str, id_: str, **fields: Any) -> Any:
@@ -83,3 +87,18 @@ def test_conversation_call_with_streaming_waits_for_the_stream() -> None:
     m = manager(streaming={"enabled": True})
     _, answered = placed_and_answered(m, "conversation", message="Hello")
     assert of(answered, cmd.PlayTts) == []
+
+
+def test_pre_connect_dtmf_is_recorded_as_sent_when_the_call_connects() -> None:
+    """A conversation call's dtmfSequence appears as metadata.dtmfSent once it is answered."""
+    m = manager()
+    call_id, out = m.initiate(
+        OutboundRequest(to="+15550001111", message="Hi", mode="conversation", dtmf_sequence="12w#"),
+        waiter_id="w",
+        now_ms=T0,
+    )
+    m.carrier_result(of(out, cmd.PlaceCall)[0].op_id, now_ms=T0, provider_call_id="pc1")
+    record = m.get_record(call_id)
+    assert record is not None and "dtmfSent" not in record.metadata
+    m.handle_event(ev("call.answered", "a1", providerCallId="pc1"), now_ms=T0 + 10)
+    assert record.metadata["dtmfSent"] == "12w#"

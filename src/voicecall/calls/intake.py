@@ -238,6 +238,10 @@ class EventIntake(CallBook):
         if isinstance(event, CallAnswered):
             if record.answered_at_ms is None:
                 record.answered_at_ms = event.timestamp_ms or now_ms
+                sequence = record.metadata.get("dtmfSequence")
+                if isinstance(sequence, str) and sequence:
+                    # every carrier dials the pre-connect sequence as the call connects (§3.5)
+                    record.metadata.setdefault("dtmfSent", sequence)
                 out.append(self._arm_duration(live, record.answered_at_ms))
                 out.extend(self._on_answered(live, now_ms))
         elif isinstance(event, SpeakingStarted | AssistantSpoke):
