@@ -1,0 +1,1 @@
+"""The elevenlabs TTS provider: streaming HTTP (`/v1/text-to-speech/{voiceId}/stream`)."""

@@ -1,0 +1,1 @@
+"""The local TTS provider: offline espeak-ng, for the mock carrier and development."""

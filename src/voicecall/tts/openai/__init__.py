@@ -1,0 +1,1 @@
+"""The openai TTS provider: the speech API (`POST {baseUrl}/audio/speech`) through the SDK."""
