@@ -358,6 +358,7 @@ class StreamServer:
             control=self.control,
             clock_ms=self._clock_ms,
             fail=lambda code, reason: self._fail(conn, code, reason),
+            send_frame=lambda text: self.send_now(record.call_id, text),
         )
         previous = self._by_call.get(record.call_id)
         conn.stream = stream
@@ -427,6 +428,27 @@ class StreamServer:
             return False
         await conn.ws.send_str(text)
         return True
+
+    def send_now(self, call_id: str, text: str) -> bool:
+        """:meth:`send` from a timer callback: writes at once, never creates a Task.
+
+        Below the backpressure limit the transport is never paused, so aiohttp's send
+        completes without suspending; should it suspend anyway, the socket is closed (1013)
+        as a backpressure failure rather than waiting on it.
+        """
+        coro = self.send(call_id, text)
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            return bool(done.value)
+        except (ConnectionError, RuntimeError):  # the transport went away under us
+            return False
+        coro.close()
+        conn = self._by_call.get(call_id)
+        if conn is not None:
+            self._reject_metric("backpressure")
+            self._close_later(conn, _TRY_AGAIN, "Backpressure: send buffer exceeded")
+        return False
 
     async def send_audio(self, call_id: str, ulaw: bytes) -> bool:
         """Queue u-law 8 kHz audio on the call's stream, in 20 ms frames of its carrier's format.

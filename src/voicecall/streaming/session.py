@@ -23,6 +23,8 @@ from voicecall.carriers.media_stream import (
     StreamEvent,
     StreamProtocol,
 )
+from voicecall.streaming.bargein import BargeIn, SpeechSource
+from voicecall.streaming.playback import FrameSink, Playback
 from voicecall.streaming.pump import GarbageLog, InboundPump
 from voicecall.stt import (
     EventCallback,
@@ -75,6 +77,7 @@ class CallStream:
         control: StreamControl,
         clock_ms: Callable[[], int],
         fail: Callable[[int, str], Awaitable[None]],
+        send_frame: FrameSink | None = None,
     ) -> None:
         self.call_id = record.call_id
         self.provider_call_id = record.provider_call_id
@@ -84,7 +87,18 @@ class CallStream:
         self.pump = InboundPump(
             protocol, garbage=self.garbage, on_speech_started=self._vad_speech_started
         )
-        self.speech_listeners: list[Callable[[], None]] = []  # barge-in subscribers
+        # Caller speech (VAD, STT speech-start/partial/final) goes to every listener.
+        self.speech_listeners: list[Callable[[SpeechSource], object]] = []
+        label = f"{stream_id} (call {record.call_id})"
+        self.playback = Playback(
+            sink=send_frame or (lambda _text: False),
+            build_media=protocol.build_media,
+            build_mark=protocol.build_mark,
+            build_clear=protocol.build_clear,
+            label=label,
+        )
+        self.barge_in = BargeIn(self.playback, outbound=record.direction == "outbound", label=label)
+        self.speech_listeners.append(self.barge_in.caller_spoke)
         self.stt: SttSession | None = None
         self.stt_ready = False
         self._control = control
@@ -109,6 +123,7 @@ class CallStream:
         if self._closed:
             return
         self._closed = True
+        self.playback.close()
         self.pump.drain()
         stt, self.stt = self.stt, None
         if stt is not None:
@@ -132,6 +147,7 @@ class CallStream:
             await self._control.handle_events([self._event("call.dtmf", digits=event.digit)])
         elif isinstance(event, MarkReceived):
             log.debug("media stream %s: mark %s played", self.stream_id, event.name)
+            self.playback.on_mark(event.name)
         elif isinstance(event, StreamErrorReported):
             log.warning(
                 "media stream %s: carrier error %s %s %s",
@@ -152,8 +168,11 @@ class CallStream:
         }
 
     def _vad_speech_started(self) -> None:
+        self._caller_spoke("vad")
+
+    def _caller_spoke(self, source: SpeechSource) -> None:
         for listener in self.speech_listeners:
-            listener()
+            listener(source)
 
     # -- transcription ---------------------------------------------------------------------------
 
@@ -174,11 +193,16 @@ class CallStream:
             return  # transcripts of a superseded stream are ignored (SPEC §5.2)
         if isinstance(event, SpeechStarted):
             self._talk("input.speech.started")
+            self._caller_spoke("stt-speech-started")
         elif isinstance(event, PartialTranscript):
             self._talk("transcript.delta")
+            if event.text.strip():
+                self._caller_spoke("stt-partial")
             self._spawn(self._speech(event.text, is_final=False))
         elif isinstance(event, FinalTranscript):
             self._talk("transcript.done")
+            if event.text.strip():
+                self._caller_spoke("stt-final")
             self._spawn(self._speech(event.text, is_final=True))
 
     def _talk(self, kind: str) -> None:
