@@ -62,7 +62,10 @@ static void vc_rs_free(vc_resampler *r) {
     free(r->cperm); r->cperm = NULL;
 }
 
-static inline int vc_rs_decimating(const vc_resampler *r) { return r->up == 1 && r->down > 1; }
+/* integer downsampling by at most 8 uses the split-stream kernel; anything else the lanes one */
+static inline int vc_rs_decimating(const vc_resampler *r) {
+    return r->up == 1 && r->down > 1 && r->down <= 8;
+}
 
 static void vc_rs_streams_clear(vc_resampler *r) {
     memset(r->str, 0, sizeof(float) * (size_t)(r->scap * r->down));
@@ -92,7 +95,7 @@ static int vc_rs_init(vc_resampler *r, int up, int down, int taps, int64_t delay
         r->scap = r->cap / down + 2 * VC_SLACK;
         r->str = (float *)calloc((size_t)(r->scap * down), sizeof(float));
         r->cperm = (float *)malloc(sizeof(float) * (size_t)taps);
-        if (!r->str || !r->cperm || down > 8) { vc_rs_free(r); return -1; }
+        if (!r->str || !r->cperm) { vc_rs_free(r); return -1; }
         int off = 0;
         for (int rr = 0; rr < down; rr++) {
             int j0 = rr;

@@ -61,7 +61,11 @@ vc_b64_init()
 
 _designer = None
 
+#: The telephony and AI-provider rates every pair of which is tested for quality; any integer
+#: rate from MIN_RATE_HZ to MAX_RATE_HZ works (22050 and 44100 Hz TTS output included).
 SUPPORTED_RATES_HZ = (8000, 16000, 24000, 48000)
+MIN_RATE_HZ = 8000
+MAX_RATE_HZ = 48000
 
 
 class MediaFrameError(ValueError):
@@ -96,10 +100,11 @@ cdef class _ResamplerBase:
     cdef int _setup(self, int src_rate_hz, int dst_rate_hz) except -1:
         if self.ready:
             raise RuntimeError("already initialised")
-        if src_rate_hz not in SUPPORTED_RATES_HZ or dst_rate_hz not in SUPPORTED_RATES_HZ:
+        if not (MIN_RATE_HZ <= src_rate_hz <= MAX_RATE_HZ
+                and MIN_RATE_HZ <= dst_rate_hz <= MAX_RATE_HZ):
             raise ValueError(
                 f"unsupported resampling {src_rate_hz} Hz -> {dst_rate_hz} Hz "
-                f"(supported rates: {', '.join(map(str, SUPPORTED_RATES_HZ))})")
+                f"(rates must be {MIN_RATE_HZ}-{MAX_RATE_HZ} Hz)")
         if _designer is None:
             raise RuntimeError("import voicecall.media before creating a resampler")
         up, down, taps, delay, coefs = _designer(src_rate_hz, dst_rate_hz)

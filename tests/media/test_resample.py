@@ -299,9 +299,9 @@ def test_process_accepts_any_contiguous_buffer() -> None:
         assert Resampler(16000, 8000).process(buf) == want, type(buf)
 
 
-@pytest.mark.parametrize(("src", "dst"), [(8000, 12000), (44100, 16000), (0, 8000), (16000, -1)])
+@pytest.mark.parametrize(("src", "dst"), [(4000, 8000), (8000, 96000), (0, 8000), (16000, -1)])
 def test_unsupported_rates_raise_value_error(resampler_cls: Any, src: int, dst: int) -> None:
-    """Asking for a rate outside 8/16/24/48 kHz raises ValueError naming the rates."""
+    """Asking for a rate outside 8-48 kHz raises ValueError naming the rates."""
     with pytest.raises(ValueError, match=rf"{src}.*{dst}"):
         resampler_cls(src, dst)
 

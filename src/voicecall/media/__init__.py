@@ -12,6 +12,8 @@ from .filters import design_resampler_filter
 
 try:
     from ._core import (
+        MAX_RATE_HZ,
+        MIN_RATE_HZ,
         SUPPORTED_RATES_HZ,
         FrameDecoder,
         FrameEncoder,
@@ -38,6 +40,8 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
 __all__ = [
     "BACKEND",
     "ENERGY_FLOOR_DBFS",
+    "MAX_RATE_HZ",
+    "MIN_RATE_HZ",
     "SPEECH_STARTED",
     "SPEECH_STOPPED",
     "SUPPORTED_RATES_HZ",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __all__ = [
+    "MAX_RATE_HZ",
+    "MIN_RATE_HZ",
     "SUPPORTED_RATES_HZ",
     "FrameDecoder",
     "FrameEncoder",
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     SUPPORTED_RATES_HZ: tuple[int, ...]
+    MIN_RATE_HZ: int
+    MAX_RATE_HZ: int
 
     def ulaw_to_pcm16(data: Buffer) -> bytes: ...
     def alaw_to_pcm16(data: Buffer) -> bytes: ...
@@ -92,6 +96,8 @@ else:
     )
     from voicecall._media.g711 import simd_kernels as g711_simd_kernels
     from voicecall._media.resample import (
+        MAX_RATE_HZ,
+        MIN_RATE_HZ,
         SUPPORTED_RATES_HZ,
         FrameDecoder,
         FrameEncoder,

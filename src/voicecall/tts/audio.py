@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 import struct
-from array import array
 from dataclasses import dataclass
 from typing import Literal
 
-from voicecall.media import SUPPORTED_RATES_HZ, Resampler, pcm16_to_ulaw
+from voicecall.media import MAX_RATE_HZ, MIN_RATE_HZ, Resampler, pcm16_to_ulaw
 from voicecall.tts.errors import UnsupportedOutputFormat
 
 __all__ = [
@@ -53,59 +52,16 @@ def parse_output_format(name: str) -> OutputFormat:
     raise UnsupportedOutputFormat(f"unsupported telephony TTS output format {name}")
 
 
-class _Upsampler:
-    """Linear interpolation up to the next rate the media core resamples from.
-
-    The media core resamples 8/16/24/48 kHz only; espeak-ng speaks at 22050 Hz and some
-    providers offer 22050/32000/44100 Hz. Upsampling by a ratio close to 1 before the core's
-    band-limiting filter keeps the interpolation images far above the 4 kHz telephone band.
-    """
-
-    def __init__(self, src_rate_hz: int, dst_rate_hz: int) -> None:
-        self._step = src_rate_hz / dst_rate_hz  # input samples per output sample (< 1)
-        self._pos = 0.0  # position of the next output sample, relative to `_prev`
-        self._prev: int | None = None
-
-    def process(self, pcm16: bytes) -> bytes:
-        samples = array("h")
-        samples.frombytes(pcm16)
-        out = array("h")
-        if not samples:
-            return b""
-        prev = self._prev
-        if prev is None:
-            prev = samples[0]
-            samples = samples[1:]
-            out.append(prev)
-            self._pos = self._step
-        pos = self._pos
-        step = self._step
-        for current in samples:
-            while pos < 1.0:
-                out.append(int(prev + (current - prev) * pos))
-                pos += step
-            pos -= 1.0
-            prev = current
-        self._prev = prev
-        self._pos = pos
-        return out.tobytes()
-
-
 class _Pcm16ToUlaw:
     """PCM16 LE at any rate -> µ-law 8 kHz, one media-core resampler per stream."""
 
     def __init__(self, sample_rate_hz: int) -> None:
         self._carry = b""  # an odd trailing byte waits for its partner
-        self._upsampler: _Upsampler | None = None
         rate = sample_rate_hz
-        if rate not in SUPPORTED_RATES_HZ:
-            higher = [r for r in SUPPORTED_RATES_HZ if r > rate]
-            if not higher:
-                raise UnsupportedOutputFormat(
-                    f"unsupported telephony TTS output format pcm_{sample_rate_hz}"
-                )
-            self._upsampler = _Upsampler(rate, higher[0])
-            rate = higher[0]
+        if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
+            raise UnsupportedOutputFormat(
+                f"unsupported telephony TTS output format pcm_{sample_rate_hz}"
+            )
         self._resampler = Resampler(rate, 8000) if rate != 8000 else None
 
     def feed(self, data: bytes) -> bytes:
@@ -114,8 +70,6 @@ class _Pcm16ToUlaw:
         cut = len(data) & ~1
         self._carry = data[cut:]
         pcm16 = data[:cut] if cut != len(data) else data
-        if self._upsampler is not None:
-            pcm16 = self._upsampler.process(pcm16)
         if self._resampler is not None:
             pcm16 = self._resampler.process(pcm16)
         return pcm16_to_ulaw(pcm16) if pcm16 else b""

@@ -12,6 +12,7 @@ from ..filters import LANES, design_resampler_filter
 __all__ = ["Resampler"]
 
 SUPPORTED_RATES_HZ = (8000, 16000, 24000, 48000)
+MIN_RATE_HZ, MAX_RATE_HZ = 8000, 48000
 
 
 _F32 = struct.Struct("<f")
@@ -35,8 +36,13 @@ class Resampler:
     """Reference of ``voicecall.media.Resampler`` (slow; for tests)."""
 
     def __init__(self, src_rate_hz: int, dst_rate_hz: int) -> None:
-        if src_rate_hz not in SUPPORTED_RATES_HZ or dst_rate_hz not in SUPPORTED_RATES_HZ:
-            raise ValueError(f"unsupported resampling {src_rate_hz} Hz -> {dst_rate_hz} Hz")
+        if not (
+            MIN_RATE_HZ <= src_rate_hz <= MAX_RATE_HZ and MIN_RATE_HZ <= dst_rate_hz <= MAX_RATE_HZ
+        ):
+            raise ValueError(
+                f"unsupported resampling {src_rate_hz} Hz -> {dst_rate_hz} Hz "
+                f"(rates must be {MIN_RATE_HZ}-{MAX_RATE_HZ} Hz)"
+            )
         self.src_rate_hz = src_rate_hz
         self.dst_rate_hz = dst_rate_hz
         f = design_resampler_filter(src_rate_hz, dst_rate_hz)
@@ -62,7 +68,7 @@ class Resampler:
             for j in range(taps):
                 total = _f32(total + _f32(c[j] * x[start + j]))
             return total
-        if self._up == 1 and self._down > 1:
+        if self._up == 1 and 1 < self._down <= 8:
             # integer downsampling: summed one after another, ordered by (j mod M, j)
             total = 0.0
             for j in self._down_order:
