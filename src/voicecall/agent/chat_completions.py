@@ -1,23 +1,25 @@
-"""The builtin runner: an OpenAI-compatible streaming chat client with session memory."""
+"""The builtin runner: OpenAI-compatible Chat Completions through the openai SDK, with memory."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Mapping
-from typing import Any
-
-import aiohttp
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 from voicecall.agent.history import SessionHistory
 from voicecall.agent.settings import AgentSettings, ProviderEndpoint
 from voicecall.agent.spoken import extract_spoken
 from voicecall.agent.types import Payload, RunRequest, RunResult
-from voicecall.errors import CallError
+from voicecall.errors import CallError, ConfigError
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+    from openai.types.chat import ChatCompletionMessageParam
 
 __all__ = ["ChatCompletionsRunner", "split_model"]
 
-_ERROR_BODY_CHARS = 300
+_MISSING_SDK = "agent.runner 'builtin' needs the openai package: pip install 'voicecall[openai]'"
 
 
 def split_model(model: str, default_provider: str = "openai") -> tuple[str, str]:
@@ -26,27 +28,50 @@ def split_model(model: str, default_provider: str = "openai") -> tuple[str, str]
     return (provider, name) if slash and provider and name else (default_provider, model)
 
 
-class ChatCompletionsRunner:
-    """Streams ``POST {baseUrl}/chat/completions`` and remembers turns per session key."""
+def _import_openai() -> ModuleType:
+    # Imported here, not at module level: the `openai` extra is optional (no import-time failure).
+    try:
+        return importlib.import_module("openai")
+    except ImportError:
+        raise ConfigError(_MISSING_SDK) from None
 
-    def __init__(
-        self, settings: AgentSettings, session: aiohttp.ClientSession | None = None
-    ) -> None:
+
+class ChatCompletionsRunner:
+    """Streams Chat Completions per ``agent.providers.<id>`` and remembers turns per session key.
+
+    One SDK client per provider, each with its own HTTP pool (closed by :meth:`aclose`). The SDK
+    makes no retries: a reply that arrives after its retry is stale on a live call anyway.
+    """
+
+    def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
         self.history = SessionHistory(settings.store_dir)
-        self._session = session
-        self._owns_session = session is None
+        self._openai = _import_openai()
+        self._clients: dict[str, AsyncOpenAI] = {}
 
     async def aclose(self) -> None:
-        """Close the HTTP session if this runner created it."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the SDK clients' HTTP pools."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
+    def _client(self, provider_id: str) -> AsyncOpenAI:
+        client = self._clients.get(provider_id)
+        if client is None:
+            endpoint = self._endpoint(provider_id)
+            client = self._openai.AsyncOpenAI(
+                base_url=endpoint.base_url,
+                # The SDK refuses an empty key; a keyless endpoint's requests omit the header.
+                api_key=endpoint.api_key or "no-key",
+                max_retries=0,
+            )
+            self._clients[provider_id] = client
+        return client
+
+    def _auth_headers(self, provider_id: str) -> dict[str, Any]:
+        if self._endpoint(provider_id).api_key:
+            return {}
+        return {"Authorization": self._openai.Omit()}  # a keyless local server gets none
 
     def _endpoint(self, provider_id: str) -> ProviderEndpoint:
         endpoint = self.settings.providers.get(provider_id)
@@ -61,7 +86,7 @@ class ChatCompletionsRunner:
         """One streamed completion; the spoken reply is appended to the session history."""
         default_provider, _ = split_model(self.settings.default_model)
         provider_id, model = split_model(request.model, default_provider)
-        endpoint = self._endpoint(provider_id)
+        client = self._client(provider_id)
         system_prompt = request.system_prompt
         if request.extra_system_prompt:
             system_prompt = f"{system_prompt}\n\n{request.extra_system_prompt}"
@@ -74,11 +99,7 @@ class ChatCompletionsRunner:
                 *past,
                 {"role": "user", "content": request.message},
             ]
-            try:
-                async with asyncio.timeout(request.timeout_ms / 1000):
-                    text, aborted = await self._stream(endpoint, model, messages, request)
-            except TimeoutError as exc:
-                raise CallError(f"Response generation timed out ({request.timeout_ms} ms)") from exc
+            text, aborted = await self._stream(client, provider_id, model, messages, request)
             result = RunResult(payloads=[Payload(text=text)] if text else [], aborted=aborted)
             if not aborted:
                 spoken = extract_spoken(result.payloads)
@@ -87,55 +108,46 @@ class ChatCompletionsRunner:
 
     async def _stream(
         self,
-        endpoint: ProviderEndpoint,
+        client: AsyncOpenAI,
+        provider_id: str,
         model: str,
         messages: list[dict[str, str]],
         request: RunRequest,
     ) -> tuple[str, bool]:
-        headers = {"Accept": "text/event-stream"}
-        if endpoint.api_key:
-            headers["Authorization"] = f"Bearer {endpoint.api_key}"
-        body = {"model": model, "messages": messages, "stream": True}
-        url = f"{endpoint.base_url}/chat/completions"
+        openai = self._openai
+        timeout_s = request.timeout_ms / 1000
         parts: list[str] = []
         try:
-            async with self._http().post(url, json=body, headers=headers) as response:
-                if response.status >= 400:
-                    detail = (await response.text())[:_ERROR_BODY_CHARS]
-                    raise CallError(f"chat completions failed: HTTP {response.status}: {detail}")
-                async for raw_line in response.content:
-                    if request.cancel.is_set():
-                        return "".join(parts), True
-                    line = raw_line.decode("utf-8", "replace").strip()
-                    if not line.startswith("data:"):
-                        continue  # SSE comments, event names and blank separators
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    delta = _delta_text(data)
-                    if delta:
-                        parts.append(delta)
-                        if request.on_text_delta is not None:
-                            request.on_text_delta(delta)
-        except aiohttp.ClientError as exc:
-            raise CallError(f"chat completions failed: {exc}") from exc
+            # The SDK's timeout bounds each connect and read; this one bounds the whole run.
+            async with asyncio.timeout(timeout_s):
+                stream = await client.chat.completions.create(
+                    model=model,
+                    messages=cast("list[ChatCompletionMessageParam]", messages),
+                    stream=True,
+                    timeout=timeout_s,
+                    extra_headers=self._auth_headers(provider_id),
+                )
+                async with stream:
+                    async for chunk in stream:
+                        if request.cancel.is_set():
+                            return "".join(parts), True
+                        delta = chunk.choices[0].delta.content if chunk.choices else None
+                        if delta:
+                            parts.append(delta)
+                            if request.on_text_delta is not None:
+                                request.on_text_delta(delta)
+        except (TimeoutError, openai.APITimeoutError):
+            raise CallError(
+                f"Response generation timed out ({request.timeout_ms} ms) on {provider_id}"
+            ) from None
+        except openai.APIStatusError as exc:
+            raise CallError(
+                f"chat completions on {provider_id} failed: HTTP {exc.status_code}: {exc.message}"
+            ) from None
+        except openai.APIConnectionError as exc:
+            raise CallError(
+                f"chat completions on {provider_id} unreachable: {exc.__cause__ or exc}"
+            ) from None
+        except openai.APIError as exc:  # an error event inside the stream
+            raise CallError(f"chat completions on {provider_id} failed: {exc.message}") from None
         return "".join(parts), request.cancel.is_set()
-
-
-def _delta_text(data: str) -> str:
-    try:
-        chunk: Any = json.loads(data)
-    except ValueError as exc:
-        raise CallError(f"chat completions sent a malformed chunk: {data[:80]!r}") from exc
-    if not isinstance(chunk, Mapping):
-        return ""
-    error = chunk.get("error")
-    if error is not None:
-        message = error.get("message") if isinstance(error, Mapping) else error
-        raise CallError(f"chat completions failed: {message}")
-    choices = chunk.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-        return ""
-    delta = choices[0].get("delta")
-    content = delta.get("content") if isinstance(delta, Mapping) else None
-    return content if isinstance(content, str) else ""

@@ -24,7 +24,11 @@ def load_runner(
     *,
     session: aiohttp.ClientSession | None = None,
 ) -> AgentRunner:
-    """Build the configured runner; ``builtin`` without model credentials answers offline."""
+    """Build the configured runner; ``builtin`` without model credentials answers offline.
+
+    ``session`` is accepted for callers that share one aiohttp session; the builtin runner talks
+    through the openai SDK, which keeps its own HTTP pool (closed by the runner's ``aclose``).
+    """
     settings = AgentSettings.from_config(config, os.environ if env is None else env)
     if settings.runner == "builtin":
         provider_id, _ = split_model(settings.default_model)
@@ -32,7 +36,7 @@ def load_runner(
         # A keyless OpenAI endpoint cannot answer; a configured local endpoint may need no key.
         if endpoint is None or (provider_id == "openai" and not endpoint.api_key):
             return OfflineResponder()
-        return ChatCompletionsRunner(settings, session)
+        return ChatCompletionsRunner(settings)
     if settings.runner.startswith("python:"):
         return _load_factory(settings.runner, config)
     raise ConfigError(
