@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
-import os
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from tests.e2e.harness import Gateway, until
 from tests.fakes.plivo import FakeCall as PlivoCall
 from tests.fakes.plivo import FakePlivo
 from tests.fakes.telnyx import FakeTelnyx
@@ -26,18 +21,6 @@ FROM = "+15550001000"
 CALLEE = "+15550002222"
 TWILIO_ACCOUNT = "AC" + "0" * 31 + "1"
 TWILIO_TOKEN = "fake-auth-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _until(predicate: Any, timeout_s: float = 30.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 class Carrier:
@@ -150,7 +133,7 @@ class Telnyx(Carrier):
         ccid = self._ccid()
         self.fake.callee_hangs_up(ccid)
         # Telnyx gives up on a webhook after its retries; the gateway must learn it by status.
-        await _until(
+        await until(
             lambda: (
                 sum(
                     d.event_type == "call.hangup" and d.call_control_id == ccid
@@ -208,99 +191,12 @@ class Plivo(Carrier):
         call = self._call()
         self.fake.callee_hangs_up(call)
         await self.fake.wait_ended(call)
-        await _until(lambda: not self.fake._tasks)  # the hangup callback found no gateway
+        await until(lambda: not self.fake._tasks)  # the hangup callback found no gateway
 
 
-class Gateway:
+def gateway_for(home: Path, carrier: Carrier) -> Gateway:
     """`voicecall serve` on fixed ports, so a restart is reachable where the first run was."""
-
-    def __init__(self, home: Path, carrier: Carrier) -> None:
-        self.home = home
-        self.rpc_port = _free_port()
-        serve_port = _free_port()
-        webhook_url = f"http://127.0.0.1:{serve_port}/voice/webhook"
-        config: dict[str, Any] = {
-            "provider": carrier.name,
-            "fromNumber": FROM,
-            "publicUrl": webhook_url,
-            "webhookSecurity": {"allowPrivateWebhookUrl": True},
-            "serve": {"port": serve_port},
-            "rpc": {"port": self.rpc_port},
-            **carrier.config(),
-        }
-        (home / "config.json5").write_text(json.dumps(config))
-        self.env = {**os.environ, "VOICECALL_HOME": str(home)}
-        self.env.pop("VOICECALL_CONFIG", None)
-        self.process: asyncio.subprocess.Process | None = None
-        self.session = aiohttp.ClientSession()
-
-    async def start(self) -> None:
-        with open(self.home / "serve.log", "ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "voicecall.cli",
-                "serve",
-                env=self.env,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=log,
-            )
-        async with asyncio.timeout(30):
-            while True:
-                try:
-                    async with self.session.get(f"http://127.0.0.1:{self.rpc_port}/healthz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                assert self.process.returncode is None, self.log()
-                await asyncio.sleep(0.05)
-
-    def log(self) -> str:
-        return (self.home / "serve.log").read_text(errors="replace")
-
-    async def rpc(self, method: str, **params: Any) -> Any:
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-        async with self.session.post(f"http://127.0.0.1:{self.rpc_port}/rpc", json=body) as r:
-            reply: dict[str, Any] = await r.json()
-        assert "result" in reply, (reply, self.log())
-        return reply["result"]
-
-    async def call(self, call_id: str) -> dict[str, Any]:
-        status: dict[str, Any] = (await self.rpc("voicecall.status", callId=call_id))["call"]
-        return status
-
-    async def wait_call(self, call_id: str, key: str) -> dict[str, Any]:
-        async with asyncio.timeout(30):
-            while not (call := await self.call(call_id)).get(key):
-                await asyncio.sleep(0.05)
-        return call
-
-    def lines(self) -> list[str]:
-        """The complete (newline-terminated) lines of calls.jsonl."""
-        return (self.home / "calls.jsonl").read_text().split("\n")[:-1]
-
-    def last_record(self, call_id: str) -> dict[str, Any]:
-        mine = [r for r in map(json.loads, self.lines()) if r["callId"] == call_id]
-        return mine[-1] if mine else {}
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def stop(self) -> int:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            return await self.process.wait()
-
-    async def aclose(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-        await self.session.close()
+    return Gateway(home, {"provider": carrier.name, "fromNumber": FROM, **carrier.config()})
 
 
 @pytest.fixture(params=[Twilio, Telnyx, Plivo], ids=["twilio", "telnyx", "plivo"])
@@ -316,7 +212,7 @@ async def crashed(
     tmp_path: Path, carrier: Carrier
 ) -> AsyncIterator[tuple[Gateway, str, list[str]]]:
     """A gateway SIGKILLed with one answered conversation call: (gateway, callId, jsonl lines)."""
-    gateway = Gateway(tmp_path, carrier)
+    gateway = gateway_for(tmp_path, carrier)
     try:
         await gateway.start()
         result = await gateway.rpc(
@@ -324,7 +220,7 @@ async def crashed(
         )
         call_id: str = result["callId"]
         await gateway.wait_call(call_id, "answeredAt")
-        await _until(lambda: gateway.last_record(call_id).get("answeredAt") is not None)
+        await until(lambda: gateway.last_record(call_id).get("answeredAt") is not None)
         await gateway.kill()
         assert carrier.placed() and carrier.live()
         yield gateway, call_id, gateway.lines()
@@ -339,13 +235,13 @@ async def test_live_call_is_kept_and_ended_once_after_restart(
     gateway, call_id, before = crashed
     assert carrier.hangups() == 0
     await gateway.start()
-    await _until(lambda: carrier.status_checks() >= 1)
+    await until(lambda: carrier.status_checks() >= 1)
     call = await gateway.call(call_id)
     assert call["answeredAt"] and not call.get("endedAt")
     assert call["state"] not in ("completed", "timeout", "hangup-bot", "failed")
 
     assert await gateway.rpc("voicecall.end", callId=call_id) == {"success": True}
-    await _until(lambda: not carrier.live())
+    await until(lambda: not carrier.live())
     ended = await gateway.wait_call(call_id, "endedAt")
     assert ended["endReason"] == "hangup-bot"
     assert await gateway.stop() == 0
@@ -364,7 +260,7 @@ async def test_call_ended_while_down_is_completed_after_restart(
     await gateway.start()
     ended = await gateway.wait_call(call_id, "endedAt")
     assert ended["endReason"] == "completed"
-    await _until(lambda: gateway.last_record(call_id).get("endedAt") is not None)
+    await until(lambda: gateway.last_record(call_id).get("endedAt") is not None)
     assert await gateway.stop() == 0
     assert carrier.status_checks() >= 1
     assert carrier.hangups() == 0

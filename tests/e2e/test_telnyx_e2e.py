@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import os
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
+from tests.e2e.harness import Gateway
 from tests.fakes.telnyx import FakeTelnyx
 
 pytestmark = pytest.mark.e2e
@@ -25,122 +20,28 @@ OUR_NUMBER = "+15550001111"
 CALLEE = "+15550002222"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _state(call_id: str, turn: str | None = None) -> str:
     text = call_id if turn is None else f"{call_id}|{turn}"
     return base64.b64encode(text.encode()).decode()
 
 
-class Gateway:
+def gateway_for(home: Path, fake: FakeTelnyx) -> Gateway:
     """A `voicecall serve` child configured for the fake Telnyx."""
-
-    def __init__(self, home: Path, fake: FakeTelnyx, **overrides: Any) -> None:
-        self.home = home
-        self.rpc_port = _free_port()
-        serve_port = _free_port()
-        self.webhook_url = f"http://127.0.0.1:{serve_port}/voice/webhook"
-        config: dict[str, Any] = {
-            "provider": "telnyx",
-            "fromNumber": OUR_NUMBER,
-            "publicUrl": self.webhook_url,
-            "serve": {"port": serve_port},
-            "rpc": {"port": self.rpc_port},
-            "telnyx": {
-                "apiKey": fake.api_key,
-                "connectionId": fake.connection_id,
-                "publicKey": fake.public_key_b64,
-                "apiBaseUrl": fake.base_url,
-            },
-            "webhookSecurity": {"allowPrivateWebhookUrl": True},
-            "outbound": {"notifyHangupDelaySec": 0},
-            "inboundPolicy": "allowlist",
-            "allowFrom": [ALLOWED],
-            "inboundGreeting": "Hi, thanks for calling.",
-            **overrides,
-        }
-        (home / "config.json5").write_text(json.dumps(config))
-        self.env = {**os.environ, "VOICECALL_HOME": str(home)}
-        self.env.pop("VOICECALL_CONFIG", None)
-        self.process: asyncio.subprocess.Process | None = None
-        self.session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        with open(self.home / "serve.log", "ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "voicecall.cli",
-                "serve",
-                env=self.env,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=log,
-            )
-        self.session = aiohttp.ClientSession()
-        async with asyncio.timeout(30):
-            while True:
-                try:
-                    async with self.session.get(f"http://127.0.0.1:{self.rpc_port}/healthz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                assert self.process.returncode is None, self.log()
-                await asyncio.sleep(0.05)
-
-    def log(self) -> str:
-        return (self.home / "serve.log").read_text(errors="replace")
-
-    async def rpc(self, method: str, **params: Any) -> Any:
-        assert self.session is not None
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-        async with self.session.post(
-            f"http://127.0.0.1:{self.rpc_port}/rpc", json=body, timeout=aiohttp.ClientTimeout(60)
-        ) as response:
-            reply: dict[str, Any] = await response.json()
-        assert "error" not in reply, reply
-        return reply["result"]
-
-    async def call(self, call_id: str) -> dict[str, Any]:
-        status: dict[str, Any] = (await self.rpc("voicecall.status", callId=call_id))["call"]
-        return status
-
-    async def wait_call(self, call_id: str, key: str) -> dict[str, Any]:
-        async with asyncio.timeout(30):
-            while True:
-                call = await self.call(call_id)
-                if call.get(key):
-                    return call
-                await asyncio.sleep(0.05)
-
-    def records(self) -> list[dict[str, Any]]:
-        raw = (self.home / "calls.jsonl").read_bytes()
-        return [json.loads(line) for line in raw.split(b"\n") if line.strip()]
-
-    def record(self, call_id: str) -> dict[str, Any]:
-        """The latest persisted snapshot of a call (transcript and metadata included)."""
-        return [r for r in self.records() if r["callId"] == call_id][-1]
-
-    async def wait_record(self, call_id: str, predicate: Any) -> dict[str, Any]:
-        async with asyncio.timeout(30):
-            while True:
-                snapshots = [r for r in self.records() if r["callId"] == call_id]
-                if snapshots and predicate(snapshots[-1]):
-                    return snapshots[-1]
-                await asyncio.sleep(0.05)
-
-    async def stop(self) -> int:
-        if self.session is not None:
-            await self.session.close()
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            return await self.process.wait()
+    config: dict[str, Any] = {
+        "provider": "telnyx",
+        "fromNumber": OUR_NUMBER,
+        "telnyx": {
+            "apiKey": fake.api_key,
+            "connectionId": fake.connection_id,
+            "publicKey": fake.public_key_b64,
+            "apiBaseUrl": fake.base_url,
+        },
+        "outbound": {"notifyHangupDelaySec": 0},
+        "inboundPolicy": "allowlist",
+        "allowFrom": [ALLOWED],
+        "inboundGreeting": "Hi, thanks for calling.",
+    }
+    return Gateway(home, config)
 
 
 @pytest.fixture
@@ -153,12 +54,13 @@ async def fake() -> AsyncIterator[FakeTelnyx]:
 
 @pytest.fixture
 async def gateway(tmp_path: Path, fake: FakeTelnyx) -> AsyncIterator[Gateway]:
-    served = Gateway(tmp_path, fake)
+    served = gateway_for(tmp_path, fake)
     fake.connection_webhook_url = served.webhook_url
     await served.start()
     yield served
     if served.process is not None and served.process.returncode is None:
         assert await served.stop() == 0, served.log()
+    await served.aclose()
 
 
 def _only(fake: FakeTelnyx) -> str:
@@ -189,7 +91,7 @@ async def test_outbound_notify_speaks_then_hangs_up_after_speak_ended(
     assert _bodies(fake, ccid, "hangup")
     timeline = fake.timeline
     assert timeline.index("hook:call.speak.ended") < timeline.index("rest:hangup")
-    (spoken,) = gateway.record(call_id)["transcript"]
+    (spoken,) = gateway.last_record(call_id)["transcript"]
     assert (spoken["speaker"], spoken["text"]) == ("bot", "Your parcel has arrived.")
 
 
@@ -221,7 +123,7 @@ async def test_two_turn_conversation(gateway: Gateway, fake: FakeTelnyx) -> None
     assert states[0] == call_id  # the listen after the opening line belongs to no turn
     tagged = [s for s in states if s.startswith(f"{call_id}|")]
     assert len(tagged) == 2 and len(set(tagged)) == 2  # one token per turn
-    record = gateway.record(call_id)
+    record = gateway.last_record(call_id)
     user_lines = [t["text"] for t in record["transcript"] if t["speaker"] == "user"]
     assert user_lines == ["Tuesday works.", "Goodbye."]
     assert record["metadata"]["turnCount"] == 2
@@ -261,7 +163,7 @@ async def test_inbound_stranger_gets_exactly_one_hangup(tmp_path: Path) -> None:
     """A caller outside the allowlist is hung up once, even when every webhook is redelivered."""
     fake = FakeTelnyx(redeliver_every=1)
     await fake.start()
-    served = Gateway(tmp_path, fake)
+    served = gateway_for(tmp_path, fake)
     fake.connection_webhook_url = served.webhook_url
     await served.start()
     try:
@@ -278,6 +180,7 @@ async def test_inbound_stranger_gets_exactly_one_hangup(tmp_path: Path) -> None:
         assert record["metadata"]["rejectionReason"] == "inbound-policy"
     finally:
         assert await served.stop() == 0, served.log()
+        await served.aclose()
         await fake.close()
 
 
