@@ -8,7 +8,8 @@ Events (past-tense facts): :class:`StreamConnected`, :class:`StreamStarted`,
 :class:`MediaReceived`, :class:`MarkReceived`, :class:`DtmfReceived`, :class:`StreamStopped`,
 :class:`StreamErrorReported`. A frame that cannot be understood raises
 :class:`StreamFrameError` whose ``kind`` names the problem (``json``, ``base64``, ``size``,
-``event``, ``field``); the server counts it and carries on.
+``event``, ``field``); the server counts it and carries on. The ``*_field`` helpers at the end
+are the carrier-neutral checks the carriers' parsers share, so the same flaw reads the same.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import binascii
 import hmac
 import secrets
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+import orjson
 
 from voicecall.errors import VoicecallError
 
@@ -36,6 +39,16 @@ __all__ = [
     "StreamStopped",
     "StreamTokens",
     "decode_payload",
+    "dtmf_received",
+    "int_field",
+    "json_str",
+    "load_frame",
+    "media_payload",
+    "media_received",
+    "object_field",
+    "optional_id",
+    "str_field",
+    "string_parameters",
 ]
 
 #: 20 ms of G.711 at 8 kHz: the size of every inbound carrier media frame.
@@ -193,3 +206,78 @@ class StreamTokens:
     def forget(self, provider_call_id: str) -> None:
         """Drop the call's token (the call has ended)."""
         self._tokens.pop(provider_call_id, None)
+
+
+# -- frame fields, shared by the carriers' parsers ------------------------------------------------
+
+
+def load_frame(text: str | bytes) -> dict[str, Any]:
+    """A text frame's JSON object; raises :class:`StreamFrameError` ``json``."""
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise StreamFrameError("json", "frame is not JSON") from None
+    if type(message) is not dict:
+        raise StreamFrameError("json", "frame is not a JSON object")
+    return message
+
+
+def json_str(value: str) -> str:
+    """``value`` as a JSON string literal (for the outbound frame templates)."""
+    return orjson.dumps(value).decode()
+
+
+def int_field(value: Any, name: str) -> int:
+    """A number that may arrive as a JSON number or a string (booleans are not numbers)."""
+    if type(value) is bool:
+        raise StreamFrameError("field", f"{name} is not a number: {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise StreamFrameError("field", f"{name} is not a number: {str(value)[:40]!r}") from None
+
+
+def object_field(message: dict[str, Any], key: str, event: str) -> dict[str, Any]:
+    """``message[key]``, which must be a JSON object."""
+    value = message.get(key)
+    if type(value) is not dict:
+        raise StreamFrameError("field", f"{event} frame without a {key} object")
+    return value
+
+
+def str_field(value: Any, event: str, what: str, *, empty_ok: bool = False) -> str:
+    """``value``, which must be a string (and, unless ``empty_ok``, not an empty one)."""
+    if type(value) is not str or not (value or empty_ok):
+        raise StreamFrameError("field", f"{event} frame without a {what}")
+    return value
+
+
+def optional_id(value: Any) -> str | None:
+    """A non-empty string id, or None for anything else."""
+    return value if type(value) is str and value else None
+
+
+def string_parameters(raw: Any) -> dict[str, str]:
+    """The string-valued entries of a custom-parameters object (anything else is dropped)."""
+    if type(raw) is not dict:
+        return {}
+    return {str(k): v for k, v in raw.items() if type(v) is str}
+
+
+def media_payload(media: dict[str, Any]) -> str:
+    """A ``media`` object's base64 audio (checked before anything else in the frame)."""
+    return str_field(media.get("payload"), "media", "payload", empty_ok=True)
+
+
+def media_received(
+    media: dict[str, Any], payload: str, seq: int, timestamp_ms: int
+) -> MediaReceived:
+    """The event for a ``media`` object, seq/timestamp wrapped to RTP's 16/32 bits."""
+    inbound = media.get("track", "inbound") == "inbound"
+    return MediaReceived(payload, seq & 0xFFFF, timestamp_ms & 0xFFFFFFFF, inbound)
+
+
+def dtmf_received(dtmf: Any) -> DtmfReceived:
+    """A ``dtmf`` object's key press (a missing or malformed object has no digit)."""
+    digit = dtmf.get("digit") if type(dtmf) is dict else None
+    return DtmfReceived(str_field(digit, "dtmf", "digit"))

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from voicecall.carriers.media_stream import (
-    DtmfReceived,
     MarkReceived,
     MediaReceived,
     StreamConnected,
@@ -23,6 +20,15 @@ from voicecall.carriers.media_stream import (
     StreamFrameError,
     StreamStarted,
     StreamStopped,
+    dtmf_received,
+    int_field,
+    json_str,
+    load_frame,
+    media_payload,
+    media_received,
+    object_field,
+    optional_id,
+    str_field,
 )
 
 __all__ = ["AudioCleared", "PlivoStreamProtocol"]
@@ -44,19 +50,6 @@ class AudioCleared(StreamConnected):
 _CLEARED = AudioCleared()
 
 
-def _json_str(value: str) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _int_field(value: Any, name: str) -> int:
-    if type(value) is bool:
-        raise StreamFrameError("field", f"{name} is not a number: {value!r}")
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise StreamFrameError("field", f"{name} is not a number: {str(value)[:40]!r}") from None
-
-
 class PlivoStreamProtocol:
     """One Plivo audio-stream connection's frame codec."""
 
@@ -71,7 +64,7 @@ class PlivoStreamProtocol:
         self._set_stream_id("")
 
     def _set_stream_id(self, stream_id: str) -> None:
-        quoted = _json_str(stream_id)
+        quoted = json_str(stream_id)
         self._mark_prefix = '{"event":"checkpoint","streamId":' + quoted + ',"name":'
         self._clear = '{"event":"clearAudio","streamId":' + quoted + "}"
 
@@ -79,12 +72,7 @@ class PlivoStreamProtocol:
 
     def parse(self, text: str | bytes) -> StreamEvent:
         """One Plivo frame as an event (raises StreamFrameError for anything unusable)."""
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise StreamFrameError("json", "frame is not JSON") from None
-        if type(message) is not dict:
-            raise StreamFrameError("json", "frame is not a JSON object")
+        message = load_frame(text)
         event = message.get("event")
         if event == "media":
             return self._media(message)
@@ -92,15 +80,9 @@ class PlivoStreamProtocol:
             return self._start(message)
         if event == "playedStream":
             name = message.get("name")
-            if type(name) is not str:
-                raise StreamFrameError("field", "playedStream frame without a name")
-            return MarkReceived(name)
+            return MarkReceived(str_field(name, "playedStream", "name", empty_ok=True))
         if event == "dtmf":
-            dtmf = message.get("dtmf")
-            digit = dtmf.get("digit") if type(dtmf) is dict else None
-            if type(digit) is not str or not digit:
-                raise StreamFrameError("field", "dtmf frame without a digit")
-            return DtmfReceived(digit)
+            return dtmf_received(message.get("dtmf"))
         if event == "clearedAudio":
             return _CLEARED
         if event == "stop":
@@ -108,33 +90,20 @@ class PlivoStreamProtocol:
         raise StreamFrameError("event", f"unknown event {str(event)[:40]!r}")
 
     def _media(self, message: dict[str, Any]) -> MediaReceived:
-        media = message.get("media")
-        if type(media) is not dict:
-            raise StreamFrameError("field", "media frame without a media object")
-        payload = media.get("payload")
-        if type(payload) is not str:
-            raise StreamFrameError("field", "media frame without a payload")
+        media = object_field(message, "media", "media")
+        payload = media_payload(media)
         self._chunks += 1
         chunk = media.get("chunk")
-        seq = self._chunks if chunk is None else _int_field(chunk, "media.chunk")
-        timestamp = _int_field(media.get("timestamp", 0), "media.timestamp")
-        track = media.get("track", "inbound")
-        return MediaReceived(payload, seq & 0xFFFF, timestamp & 0xFFFFFFFF, track == "inbound")
+        seq = self._chunks if chunk is None else int_field(chunk, "media.chunk")
+        timestamp = int_field(media.get("timestamp", 0), "media.timestamp")
+        return media_received(media, payload, seq, timestamp)
 
     def _start(self, message: dict[str, Any]) -> StreamStarted:
-        start = message.get("start")
-        if type(start) is not dict:
-            raise StreamFrameError("field", "start frame without a start object")
-        stream_id = start.get("streamId") or message.get("streamId")
-        if type(stream_id) is not str or not stream_id:
-            raise StreamFrameError("field", "start frame without a streamId")
-        call_id = start.get("callId")
+        start = object_field(message, "start", "start")
+        stream_id = str_field(start.get("streamId") or message.get("streamId"), "start", "streamId")
         self.stream_id = stream_id
         self._set_stream_id(stream_id)
-        return StreamStarted(
-            stream_id=stream_id,
-            provider_call_id=call_id if type(call_id) is str and call_id else None,
-        )
+        return StreamStarted(stream_id=stream_id, provider_call_id=optional_id(start.get("callId")))
 
     # -- outbound ------------------------------------------------------------------------------
 
@@ -144,7 +113,7 @@ class PlivoStreamProtocol:
 
     def build_mark(self, name: str) -> str:
         """``{"event":"checkpoint","streamId":S,"name":N}`` (Plivo answers ``playedStream``)."""
-        return self._mark_prefix + _json_str(name) + "}"
+        return self._mark_prefix + json_str(name) + "}"
 
     def build_clear(self) -> str:
         """``{"event":"clearAudio","streamId":S}`` (Plivo answers ``clearedAudio``)."""

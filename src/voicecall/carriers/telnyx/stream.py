@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from voicecall.carriers.media_stream import (
     DtmfReceived,
     MarkReceived,
@@ -23,6 +21,15 @@ from voicecall.carriers.media_stream import (
     StreamFrameError,
     StreamStarted,
     StreamStopped,
+    int_field,
+    json_str,
+    load_frame,
+    media_payload,
+    media_received,
+    object_field,
+    optional_id,
+    str_field,
+    string_parameters,
 )
 
 __all__ = ["TelnyxStreamProtocol"]
@@ -31,22 +38,6 @@ _CONNECTED = StreamConnected()
 _STOPPED = StreamStopped()
 _MEDIA_PREFIX = '{"event":"media","media":{"payload":"'
 _CLEAR = '{"event":"clear"}'
-
-
-def _int_field(value: Any, name: str) -> int:
-    if type(value) is bool:
-        raise StreamFrameError("field", f"{name} is not a number: {value!r}")
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise StreamFrameError("field", f"{name} is not a number: {str(value)[:40]!r}") from None
-
-
-def _object(message: dict[str, Any], key: str, event: str) -> dict[str, Any]:
-    value = message.get(key)
-    if type(value) is not dict:
-        raise StreamFrameError("field", f"{event} frame without a {key} object")
-    return value
 
 
 class TelnyxStreamProtocol:
@@ -64,12 +55,7 @@ class TelnyxStreamProtocol:
 
     def parse(self, text: str | bytes) -> StreamEvent:
         """One Telnyx frame as an event (raises StreamFrameError for anything unusable)."""
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise StreamFrameError("json", "frame is not JSON") from None
-        if type(message) is not dict:
-            raise StreamFrameError("json", "frame is not a JSON object")
+        message = load_frame(text)
         event = message.get("event")
         if event == "media":
             return self._media(message)
@@ -78,19 +64,15 @@ class TelnyxStreamProtocol:
         if event == "connected":
             return _CONNECTED
         if event == "mark":
-            name = _object(message, "mark", "mark").get("name")
-            if type(name) is not str:
-                raise StreamFrameError("field", "mark frame without a name")
-            return MarkReceived(name)
+            name = object_field(message, "mark", "mark").get("name")
+            return MarkReceived(str_field(name, "mark", "name", empty_ok=True))
         if event == "dtmf":
-            digit = _object(message, "dtmf", "dtmf").get("digit")
-            if type(digit) is not str or not digit:
-                raise StreamFrameError("field", "dtmf frame without a digit")
-            return DtmfReceived(digit)
+            digit = object_field(message, "dtmf", "dtmf").get("digit")
+            return DtmfReceived(str_field(digit, "dtmf", "digit"))
         if event == "stop":
             return _STOPPED
         if event == "error":
-            payload = _object(message, "payload", "error")
+            payload = object_field(message, "payload", "error")
             return StreamErrorReported(
                 code=str(payload.get("code", ""))[:40],
                 title=str(payload.get("title", ""))[:200],
@@ -99,35 +81,27 @@ class TelnyxStreamProtocol:
         raise StreamFrameError("event", f"unknown event {str(event)[:40]!r}")
 
     def _media(self, message: dict[str, Any]) -> MediaReceived:
-        media = _object(message, "media", "media")
-        payload = media.get("payload")
-        if type(payload) is not str:
-            raise StreamFrameError("field", "media frame without a payload")
+        media = object_field(message, "media", "media")
+        payload = media_payload(media)
         # Frame order is not guaranteed: the chunk number orders audio; sequence_number (which
         # also counts non-media frames) stands in when a frame has no chunk.
         seq = media.get("chunk", message.get("sequence_number"))
-        return MediaReceived(
+        return media_received(
+            media,
             payload,
-            _int_field(seq, "media.chunk") & 0xFFFF,
-            _int_field(media.get("timestamp", 0), "media.timestamp") & 0xFFFFFFFF,
-            media.get("track", "inbound") == "inbound",
+            int_field(seq, "media.chunk"),
+            int_field(media.get("timestamp", 0), "media.timestamp"),
         )
 
     def _start(self, message: dict[str, Any]) -> StreamStarted:
-        start = _object(message, "start", "start")
+        start = object_field(message, "start", "start")
         stream_id = message.get("stream_id") or start.get("stream_id")
-        if type(stream_id) is not str or not stream_id:
-            raise StreamFrameError("field", "start frame without a stream_id")
-        ccid = start.get("call_control_id")
-        raw = start.get("custom_parameters")
-        parameters = (
-            {str(k): v for k, v in raw.items() if type(v) is str} if type(raw) is dict else {}
-        )
+        stream_id = str_field(stream_id, "start", "stream_id")
         self.stream_id = stream_id
         return StreamStarted(
             stream_id=stream_id,
-            provider_call_id=ccid if type(ccid) is str and ccid else None,
-            parameters=parameters,
+            provider_call_id=optional_id(start.get("call_control_id")),
+            parameters=string_parameters(start.get("custom_parameters")),
         )
 
     # -- outbound ------------------------------------------------------------------------------
@@ -138,7 +112,7 @@ class TelnyxStreamProtocol:
 
     def build_mark(self, name: str) -> str:
         """``{"event":"mark","mark":{"name":N}}``."""
-        return '{"event":"mark","mark":{"name":' + orjson.dumps(name).decode() + "}}"
+        return '{"event":"mark","mark":{"name":' + json_str(name) + "}}"
 
     def build_clear(self) -> str:
         """``{"event":"clear"}``."""

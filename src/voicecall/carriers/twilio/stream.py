@@ -10,17 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from voicecall.carriers.media_stream import (
-    DtmfReceived,
     MarkReceived,
-    MediaReceived,
     StreamConnected,
     StreamEvent,
     StreamFrameError,
     StreamStarted,
     StreamStopped,
+    dtmf_received,
+    json_str,
+    load_frame,
+    media_payload,
+    media_received,
+    object_field,
+    optional_id,
+    str_field,
+    string_parameters,
 )
 
 __all__ = ["TwilioStreamProtocol"]
@@ -29,11 +34,8 @@ _CONNECTED = StreamConnected()
 _STOPPED = StreamStopped()
 
 
-def _json_str(value: str) -> str:
-    return orjson.dumps(value).decode()
-
-
 def _int_field(value: Any, name: str) -> int:
+    # Laxer than media_stream.int_field (a boolean counts as 0/1): Twilio's parser always was.
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -53,7 +55,7 @@ class TwilioStreamProtocol:
         self._set_sid("")
 
     def _set_sid(self, sid: str) -> None:
-        quoted = _json_str(sid)
+        quoted = json_str(sid)
         self._media_prefix = '{"event":"media","streamSid":' + quoted + ',"media":{"payload":"'
         self._mark_prefix = '{"event":"mark","streamSid":' + quoted + ',"mark":{"name":'
         self._clear = '{"event":"clear","streamSid":' + quoted + "}"
@@ -62,25 +64,16 @@ class TwilioStreamProtocol:
 
     def parse(self, text: str | bytes) -> StreamEvent:
         """One Twilio frame as an event (raises StreamFrameError for anything unusable)."""
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise StreamFrameError("json", "frame is not JSON") from None
-        if type(message) is not dict:
-            raise StreamFrameError("json", "frame is not a JSON object")
+        message = load_frame(text)
         event = message.get("event")
         if event == "media":
-            media = message.get("media")
-            if type(media) is not dict:
-                raise StreamFrameError("field", "media frame without a media object")
-            payload = media.get("payload")
-            if type(payload) is not str:
-                raise StreamFrameError("field", "media frame without a payload")
-            return MediaReceived(
+            media = object_field(message, "media", "media")
+            payload = media_payload(media)
+            return media_received(
+                media,
                 payload,
-                _int_field(media.get("chunk"), "media.chunk") & 0xFFFF,
-                _int_field(media.get("timestamp", 0), "media.timestamp") & 0xFFFFFFFF,
-                media.get("track", "inbound") == "inbound",
+                _int_field(media.get("chunk"), "media.chunk"),
+                _int_field(media.get("timestamp", 0), "media.timestamp"),
             )
         if event == "start":
             return self._start(message)
@@ -89,38 +82,22 @@ class TwilioStreamProtocol:
         if event == "mark":
             mark = message.get("mark")
             name = mark.get("name") if type(mark) is dict else None
-            if type(name) is not str:
-                raise StreamFrameError("field", "mark frame without a name")
-            return MarkReceived(name)
+            return MarkReceived(str_field(name, "mark", "name", empty_ok=True))
         if event == "dtmf":
-            dtmf = message.get("dtmf")
-            digit = dtmf.get("digit") if type(dtmf) is dict else None
-            if type(digit) is not str or not digit:
-                raise StreamFrameError("field", "dtmf frame without a digit")
-            return DtmfReceived(digit)
+            return dtmf_received(message.get("dtmf"))
         if event == "stop":
             return _STOPPED
         raise StreamFrameError("event", f"unknown event {str(event)[:40]!r}")
 
     def _start(self, message: dict[str, Any]) -> StreamStarted:
-        start = message.get("start")
-        if type(start) is not dict:
-            raise StreamFrameError("field", "start frame without a start object")
-        sid = start.get("streamSid") or message.get("streamSid")
-        if type(sid) is not str or not sid:
-            raise StreamFrameError("field", "start frame without a streamSid")
-        raw = start.get("customParameters")
-        parameters = (
-            {str(k): str(v) for k, v in raw.items() if isinstance(v, str)}
-            if type(raw) is dict
-            else {}
-        )
-        call_sid = start.get("callSid")
+        start = object_field(message, "start", "start")
+        sid = str_field(start.get("streamSid") or message.get("streamSid"), "start", "streamSid")
+        parameters = string_parameters(start.get("customParameters"))
         self.stream_sid = sid
         self._set_sid(sid)
         return StreamStarted(
             stream_id=sid,
-            provider_call_id=call_sid if type(call_sid) is str and call_sid else None,
+            provider_call_id=optional_id(start.get("callSid")),
             token=parameters.get("token"),
             parameters=parameters,
         )
@@ -133,7 +110,7 @@ class TwilioStreamProtocol:
 
     def build_mark(self, name: str) -> str:
         """``{"event":"mark","streamSid":S,"mark":{"name":N}}``."""
-        return self._mark_prefix + _json_str(name) + "}}"
+        return self._mark_prefix + json_str(name) + "}}"
 
     def build_clear(self) -> str:
         """``{"event":"clear","streamSid":S}``."""
