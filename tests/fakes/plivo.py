@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from tests.fakes.media_socket import MediaSocket
 
 from voicecall.carriers.plivo.webhook import sign_v2, sign_v3
 
@@ -513,35 +514,18 @@ class FakePlivo:
 FRAME_BYTES = 160  # 20 ms of µ-law at 8 kHz
 
 
-class PlivoAudioStream:
+class PlivoAudioStream(MediaSocket):
     """One Plivo audio-stream websocket to the gateway: Plivo's frames (protocols/plivo.md §5)."""
 
     def __init__(
         self, session: aiohttp.ClientSession, url: str, call_uuid: str, account_id: str
     ) -> None:
-        self.session = session
-        self.url = url
+        super().__init__(session, url)
         self.call_uuid = call_uuid
         self.account_id = account_id
         self.stream_id = str(uuid.uuid4())
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.sequence = 0
         self.chunk = 0
         self.epoch_ms = 1_700_000_000_000
-        self.received: list[dict[str, Any]] = []
-
-    async def __aenter__(self) -> PlivoAudioStream:
-        self.ws = await self.session.ws_connect(self.url, autoclose=False, max_msg_size=0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.ws is not None and not self.ws.closed:
-            await self.ws.close()
-
-    async def send_raw(self, text: str) -> None:
-        """Any text frame, as is."""
-        assert self.ws is not None
-        await self.ws.send_str(text)
 
     async def send(self, message: dict[str, Any]) -> None:
         """A frame with the next sequenceNumber and Plivo's ``extra_headers``."""
@@ -584,18 +568,3 @@ class PlivoAudioStream:
         """A key press."""
         dtmf = {"track": "inbound", "digit": digit, "timestamp": str(self.epoch_ms)}
         await self.send({"event": "dtmf", "streamId": self.stream_id, "dtmf": dtmf})
-
-    async def closed(self, timeout_s: float = 20.0) -> tuple[int | None, str]:
-        """Read until the gateway closes the socket: its close code and reason."""
-        assert self.ws is not None
-        async with asyncio.timeout(timeout_s):
-            while True:
-                msg = await self.ws.receive()
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    self.received.append(json.loads(msg.data))
-                    continue
-                if msg.type == aiohttp.WSMsgType.CLOSE:
-                    reason = msg.extra or ""
-                    await self.ws.close()
-                    return msg.data, reason
-                return self.ws.close_code, ""

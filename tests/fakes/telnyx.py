@@ -35,6 +35,7 @@ import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from tests.fakes.media_socket import MediaSocket
 
 __all__ = ["Delivery", "FakeCall", "FakeTelnyx", "RestCall", "TelnyxMediaStream"]
 
@@ -579,32 +580,18 @@ class FakeTelnyx:
         return status
 
 
-class TelnyxMediaStream:
+class TelnyxMediaStream(MediaSocket):
     """One Telnyx media-stream websocket to the gateway, in Telnyx's frame shapes."""
 
     def __init__(
         self, session: aiohttp.ClientSession, url: str, call: FakeCall, token: str | None
     ) -> None:
-        self.session = session
-        self.url = url
+        headers = {"x-telnyx-streaming-auth-token": token} if token else {}
+        super().__init__(session, url, headers)
         self.call = call
         self.token = token
         self.stream_id = str(uuid.uuid4()).upper()
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.sequence = 0
         self.chunk = 0
-        self.received: list[dict[str, Any]] = []
-
-    async def __aenter__(self) -> TelnyxMediaStream:
-        headers = {"x-telnyx-streaming-auth-token": self.token} if self.token else {}
-        self.ws = await self.session.ws_connect(
-            self.url, headers=headers, autoclose=False, max_msg_size=0
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.ws is not None and not self.ws.closed:
-            await self.ws.close()
 
     async def send(self, message: dict[str, Any]) -> None:
         """A frame with the next sequence_number and this stream's id."""
@@ -651,17 +638,3 @@ class TelnyxMediaStream:
         """``stop``: the stream is over."""
         stop = {"user_id": "3E6F995F", "call_control_id": self.call.call_control_id}
         await self.send({"event": "stop", "stop": stop})
-
-    async def closed(self) -> tuple[int | None, str]:
-        """Read until the gateway closes the socket: its close code and reason."""
-        assert self.ws is not None
-        async with asyncio.timeout(20):
-            while True:
-                msg = await self.ws.receive()
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    self.received.append(json.loads(msg.data))
-                    continue
-                if msg.type == aiohttp.WSMsgType.CLOSE:
-                    await self.ws.close()
-                    return msg.data, msg.extra or ""
-                return self.ws.close_code, ""

@@ -44,22 +44,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def gateway_config(
-    fake: StreamingTwilio, stt_url: str, provider: str, **streaming: Any
+def streaming_config(
+    carrier: dict[str, Any],
+    stt_url: str,
+    provider: str = "deepgram",
+    *,
+    friend: str = FRIEND,
+    greeting: str = GREETING,
+    **streaming: Any,
 ) -> dict[str, Any]:
-    """A twilio gateway config with streaming through ``provider`` at ``stt_url``."""
+    """A gateway config for ``carrier`` (provider and its keys) on a free port, ``friend`` on the
+    allowlist, streaming through STT ``provider`` at ``stt_url``."""
     port = free_port()
     return {
-        "provider": "twilio",
-        "fromNumber": FROM,
-        "twilio": {"accountSid": ACCOUNT, "authToken": TOKEN, "apiBaseUrl": fake.base_url},
+        **carrier,
         "webhookSecurity": {"allowPrivateWebhookUrl": True},
         "publicUrl": f"http://127.0.0.1:{port}/voice/webhook",
         "serve": {"port": port},
         "rpc": {"port": 0},
         "inboundPolicy": "allowlist",
-        "allowFrom": [FRIEND],
-        "inboundGreeting": GREETING,
+        "allowFrom": [friend],
+        "inboundGreeting": greeting,
         "streaming": {
             "enabled": True,
             "provider": provider,
@@ -67,6 +72,15 @@ def gateway_config(
             **streaming,
         },
     }
+
+
+def gateway_config(
+    fake: StreamingTwilio, stt_url: str, provider: str, **streaming: Any
+) -> dict[str, Any]:
+    """A twilio gateway config with streaming through ``provider`` at ``stt_url``."""
+    twilio = {"accountSid": ACCOUNT, "authToken": TOKEN, "apiBaseUrl": fake.base_url}
+    carrier = {"provider": "twilio", "fromNumber": FROM, "twilio": twilio}
+    return streaming_config(carrier, stt_url, provider, **streaming)
 
 
 class Harness:

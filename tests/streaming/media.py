@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from tests.fakes.media_socket import MediaSocket
 from tests.fakes.twilio import FakeCall, FakeTwilio
 
 __all__ = [
@@ -99,29 +100,12 @@ class StreamingTwilio(FakeTwilio):
         return self.stream_docs[sid]
 
 
-class TwilioMediaClient:
+class TwilioMediaClient(MediaSocket):
     """One Twilio media-stream websocket to the gateway."""
 
     def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
-        self.session = session
-        self.url = url
+        super().__init__(session, url)
         self.stream_sid = "MZ" + uuid.uuid4().hex
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.sequence = 0
-        self.received: list[dict[str, Any]] = []
-
-    async def __aenter__(self) -> TwilioMediaClient:
-        self.ws = await self.session.ws_connect(self.url, autoclose=False, max_msg_size=0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.ws is not None and not self.ws.closed:
-            await self.ws.close()
-
-    async def send_raw(self, text: str) -> None:
-        """Any text frame, as is."""
-        assert self.ws is not None
-        await self.ws.send_str(text)
 
     async def send(self, message: dict[str, Any]) -> None:
         """A frame with the next sequenceNumber."""
@@ -177,18 +161,3 @@ class TwilioMediaClient:
         """``stop``: the stream is over."""
         stop = {"accountSid": "AC" + "0" * 32, "callSid": "CA"}
         await self.send({"event": "stop", "stop": stop, "streamSid": self.stream_sid})
-
-    async def closed(self) -> tuple[int | None, str]:
-        """Read until the gateway closes the socket: its close code and reason."""
-        assert self.ws is not None
-        async with asyncio.timeout(20):
-            while True:
-                msg = await self.ws.receive()
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    self.received.append(json.loads(msg.data))
-                    continue
-                if msg.type == aiohttp.WSMsgType.CLOSE:
-                    reason = msg.extra or ""
-                    await self.ws.close()
-                    return msg.data, reason
-                return self.ws.close_code, ""

@@ -13,7 +13,7 @@ import pytest
 from tests.fakes.plivo import FakeCall, FakePlivo
 from tests.fakes.stt_common import API_KEY, FakeSttServer
 from tests.fakes.stt_deepgram import FakeDeepgram
-from tests.streaming.conftest import free_port
+from tests.streaming.conftest import streaming_config
 
 from voicecall.calls.record import CallRecord
 from voicecall.config import VoicecallConfig
@@ -67,28 +67,13 @@ async def harness(tmp_path: Path) -> AsyncIterator[PlivoHarness]:
         FakePlivo(duplicate_every=0, late_every=0) as plivo,
         aiohttp.ClientSession() as session,
     ):
-        port = free_port()
-        raw = {
-            "provider": "plivo",
-            "fromNumber": FROM,
-            "plivo": {
-                "authId": plivo.auth_id,
-                "authToken": plivo.auth_token,
-                "apiBaseUrl": plivo.api_base_url,
-            },
-            "webhookSecurity": {"allowPrivateWebhookUrl": True},
-            "publicUrl": f"http://127.0.0.1:{port}/voice/webhook",
-            "serve": {"port": port},
-            "rpc": {"port": 0},
-            "inboundPolicy": "allowlist",
-            "allowFrom": [FRIEND],
-            "inboundGreeting": GREETING,
-            "streaming": {
-                "enabled": True,
-                "provider": "deepgram",
-                "providers": {"deepgram": {"apiKey": API_KEY, "baseUrl": stt.base_url}},
-            },
+        plivo_keys = {
+            "authId": plivo.auth_id,
+            "authToken": plivo.auth_token,
+            "apiBaseUrl": plivo.api_base_url,
         }
+        carrier = {"provider": "plivo", "fromNumber": FROM, "plivo": plivo_keys}
+        raw = streaming_config(carrier, stt.base_url, friend=FRIEND, greeting=GREETING)
         gateway = Gateway(
             VoicecallConfig.model_validate(raw), env={"VOICECALL_HOME": str(tmp_path)}
         )

@@ -12,7 +12,7 @@ import pytest
 from tests.fakes.stt_common import API_KEY
 from tests.fakes.stt_deepgram import FakeDeepgram
 from tests.fakes.telnyx import FakeTelnyx
-from tests.streaming.conftest import free_port
+from tests.streaming.conftest import streaming_config
 from tests.streaming.media import speech
 
 from voicecall.calls.record import CallRecord
@@ -66,29 +66,14 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     async with FakeDeepgram([LINE], api_key=API_KEY) as stt:
         telnyx = FakeTelnyx()
         await telnyx.start()
-        port = free_port()
-        raw = {
-            "provider": "telnyx",
-            "fromNumber": OUR_NUMBER,
-            "telnyx": {
-                "apiKey": telnyx.api_key,
-                "connectionId": telnyx.connection_id,
-                "publicKey": telnyx.public_key_b64,
-                "apiBaseUrl": telnyx.base_url,
-            },
-            "webhookSecurity": {"allowPrivateWebhookUrl": True},
-            "publicUrl": f"http://127.0.0.1:{port}/voice/webhook",
-            "serve": {"port": port},
-            "rpc": {"port": 0},
-            "inboundPolicy": "allowlist",
-            "allowFrom": [FRIEND],
-            "inboundGreeting": GREETING,
-            "streaming": {
-                "enabled": True,
-                "provider": "deepgram",
-                "providers": {"deepgram": {"apiKey": API_KEY, "baseUrl": stt.base_url}},
-            },
+        telnyx_keys = {
+            "apiKey": telnyx.api_key,
+            "connectionId": telnyx.connection_id,
+            "publicKey": telnyx.public_key_b64,
+            "apiBaseUrl": telnyx.base_url,
         }
+        carrier = {"provider": "telnyx", "fromNumber": OUR_NUMBER, "telnyx": telnyx_keys}
+        raw = streaming_config(carrier, stt.base_url, friend=FRIEND, greeting=GREETING)
         gateway = Gateway(
             VoicecallConfig.model_validate(raw), env={"VOICECALL_HOME": str(tmp_path)}
         )
