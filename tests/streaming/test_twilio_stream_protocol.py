@@ -114,3 +114,16 @@ def test_tokens_are_per_call_and_replaced_by_a_new_one() -> None:
 def test_stream_codecs_are_sans_io(path: Path) -> None:
     """Stream protocol modules import no event loop, socket or HTTP library."""
     assert not [m for m, _ in _imports(path) if m.split(".")[0] in FORBIDDEN_MODULES]
+
+
+@pytest.mark.parametrize("chunk", ["true", "1e400", "-1e400", "[1]"])
+def test_non_numeric_chunk_is_a_frame_error(chunk: str) -> None:
+    """A media frame whose chunk is a boolean or an overflowing number is garbage, not a crash."""
+    protocol = TwilioStreamProtocol()
+    frame = (
+        '{"event":"media","streamSid":"MZ1","media":{"track":"inbound","chunk":'
+        + chunk
+        + ',"timestamp":"20","payload":"//8="}}'
+    )
+    with pytest.raises(StreamFrameError, match=r"media\.chunk|not JSON"):
+        protocol.parse(frame)

@@ -18,6 +18,7 @@ from voicecall.carriers.media_stream import (
     StreamStarted,
     StreamStopped,
     dtmf_received,
+    int_field,
     json_str,
     load_frame,
     media_payload,
@@ -32,14 +33,6 @@ __all__ = ["TwilioStreamProtocol"]
 
 _CONNECTED = StreamConnected()
 _STOPPED = StreamStopped()
-
-
-def _int_field(value: Any, name: str) -> int:
-    # Laxer than media_stream.int_field (a boolean counts as 0/1): Twilio's parser always was.
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise StreamFrameError("field", f"{name} is not a number: {value!r}") from None
 
 
 class TwilioStreamProtocol:
@@ -72,8 +65,8 @@ class TwilioStreamProtocol:
             return media_received(
                 media,
                 payload,
-                _int_field(media.get("chunk"), "media.chunk"),
-                _int_field(media.get("timestamp", 0), "media.timestamp"),
+                int_field(media.get("chunk"), "media.chunk"),
+                int_field(media.get("timestamp", 0), "media.timestamp"),
             )
         if event == "start":
             return self._start(message)
