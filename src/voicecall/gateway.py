@@ -335,18 +335,24 @@ class Gateway:
 
     def _mount_streams(self, app: web.Application, runtime: GatewayRuntime) -> None:
         """Media-stream upgrades on the webhook listener (SPEC §5.1), ahead of its routes."""
+        barged_in = getattr(runtime, "caller_barged_in", None)
         self.streams = StreamServer(
             self.config,
             carrier=self._carrier,
             control=cast(Any, runtime),
             metrics=self.metrics,
             env=self.env,
+            http_session=self.http_session,
+            on_barge_in=barged_in if callable(barged_in) else None,
         )
         app.middlewares.append(self.streams.middleware)
         self._carrier.bind_stream_sender(self.streams.send_audio)
         set_closer = getattr(runtime, "set_stream_closer", None)
         if callable(set_closer):
             set_closer(self.streams.close_call_stream)
+        set_speaker = getattr(runtime, "set_stream_speaker", None)
+        if callable(set_speaker):  # speech on a live stream goes out on it (SPEC §8.2)
+            set_speaker(self.streams.playback_for, self.streams.speaker)
 
     async def _close_streams(self) -> None:
         streams, self.streams = self.streams, None

@@ -189,11 +189,20 @@ class CallBook:
         record.add_transcript("bot", text, at_ms=now_ms)
         if kind == "auto":
             record_auto_turn(record, now_ms)
-        op_id = self._op(kind, record.call_id, waiter_id, listen_after=listen)
+        op_id = self._op(
+            kind,
+            record.call_id,
+            waiter_id,
+            listen_after=listen,
+            transcript_index=len(record.transcript) - 1,
+            text=text,
+        )
         pcid = self._pcid(live)
         out.append(self._persist(record))
         out.append(
-            cmd.PlayTts(op_id=op_id, call_id=record.call_id, provider_call_id=pcid, text=text)
+            cmd.PlayTts(
+                op_id=op_id, call_id=record.call_id, provider_call_id=pcid, text=text, kind=kind
+            )
         )
         return out
 

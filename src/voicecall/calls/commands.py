@@ -73,12 +73,17 @@ class HangUp:
 
 @dataclass(frozen=True, slots=True)
 class PlayTts:
-    """Speak ``text`` on the call; report when playback finished (or failed)."""
+    """Speak ``text`` on the call; report when playback finished (or failed).
+
+    ``kind`` says why: ``initial`` (the initial message/greeting), ``speak``, ``turn`` (a
+    `continue` prompt) or ``auto`` (an automatic reply).
+    """
 
     op_id: str
     call_id: str
     provider_call_id: str
     text: str
+    kind: str = "speak"
 
 
 @dataclass(frozen=True, slots=True)

@@ -322,13 +322,26 @@ class EventIntake(CallBook):
     ) -> tuple[str | None, list[Command]]:
         """The current stream's transcription is ready: the initial message is due now (§2.5).
 
-        Returns the message (claimed once per call, as :meth:`claim_initial_message` does) or
-        None when nothing is pending or ``stream_id`` is not the call's current stream.
+        It is played on the stream (a ``PlayTts`` of kind ``initial``; removed from metadata
+        once played, left pending if playback fails). Returns the message, or None when nothing
+        is pending, it is already playing, or ``stream_id`` is not the call's current stream.
         """
         live = self._active.get(call_id)
-        if live is None or live.stream_id != stream_id:
+        if live is None or live.stream_id != stream_id or live.initial_in_flight:
             return None, []
-        return self.claim_initial_message(call_id, now_ms=now_ms)
+        message = live.record.metadata.get("initialMessage")
+        if not isinstance(message, str) or not message:
+            return None, []
+        out = self._speak_initial(live, message, now_ms)
+        return (message, out) if out else (None, [])
+
+    def invalidate_reply(self, call_id: str) -> bool:
+        """The caller started speaking (barge-in): an in-flight automatic reply is now stale."""
+        live = self._active.get(call_id)
+        if live is None or live.reply_id is None:
+            return False
+        live.reply_id = None
+        return True
 
     def _on_speech(self, live: LiveCall, event: SpeechReceived, now_ms: int) -> list[Command]:
         record = live.record

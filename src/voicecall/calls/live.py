@@ -46,3 +46,5 @@ class CarrierOp:
     waiter_id: str | None = None
     listen_after: bool = False
     started_at_ms: int = 0
+    transcript_index: int | None = None  # the bot line a playback wrote
+    text: str = ""  # what a playback says

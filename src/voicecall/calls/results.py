@@ -6,6 +6,7 @@ operation up and dispatches on its kind to the ``_done_<kind>`` handler below.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from voicecall.calls import commands as cmd
@@ -13,8 +14,11 @@ from voicecall.calls.book import CallBook
 from voicecall.calls.commands import Command, TimerKind
 from voicecall.calls.live import CarrierOp, LiveCall
 from voicecall.calls.state import CallState, EndReason
+from voicecall.calls.turns import amend_auto_turn, cut_bot_line
 
 __all__ = ["CarrierResults"]
+
+_PLAY_KINDS = frozenset({"initial", "speak", "turn", "auto"})
 
 
 class CarrierResults(CallBook):
@@ -29,12 +33,25 @@ class CarrierResults(CallBook):
         provider_call_id: str | None = None,
         gone: bool = False,
         terminal: bool | None = None,
+        heard_text: str | None = None,
+        timings: Mapping[str, int] | None = None,
     ) -> list[Command]:
-        """A carrier command finished; ``error`` is its failure text, ``gone`` a 404 hangup."""
+        """A carrier command finished; ``error`` is its failure text, ``gone`` a 404 hangup.
+
+        Playback on a media stream also reports ``heard_text`` (what the caller heard before a
+        barge-in cut it off; the bot's line is cut to it) and ``timings`` (epoch-ms stage
+        stamps ``firstAudioAt``/``firstFrameAt``; an automatic reply's turn is timed by them).
+        """
         op = self._ops.pop(op_id, None)
         if op is None:
             return []
         live = self._active.get(op.call_id)
+        if live is not None and op.kind in _PLAY_KINDS:
+            record = live.record
+            if heard_text is not None:
+                cut_bot_line(record, op.transcript_index, op.text, heard_text)
+            if timings and op.kind == "auto":
+                amend_auto_turn(record, timings)
         handler = getattr(self, f"_done_{op.kind.replace('-', '_')}")
         result: list[Command] = handler(
             op,

@@ -22,6 +22,8 @@ from voicecall.carriers.base import Carrier
 from voicecall.errors import CallEndedError, CallError, InvalidParamsError, UnknownCallError
 from voicecall.runtime.responder import build_run_request, generate_reply
 from voicecall.runtime.timers import TimerTable
+from voicecall.streaming.playback import Playback
+from voicecall.streaming.speaker import UNAVAILABLE, Spoken, StreamSpeaker
 
 __all__ = ["CallRuntime"]
 
@@ -84,6 +86,9 @@ class CallRuntime:
         self._store_error: str | None = None
         self._started = False
         self._stream_closer: Callable[[str, str], None] | None = None
+        self._stream_playback: Callable[[str], Playback | None] | None = None
+        self._speaker: StreamSpeaker | None = None
+        self._replies: dict[str, asyncio.Future[str]] = {}  # call id -> reply being generated
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -265,6 +270,22 @@ class CallRuntime:
         """Who closes a call's media stream ``(call_id, stream_id)`` once the call has ended."""
         self._stream_closer = closer
 
+    def set_stream_speaker(
+        self, playback: Callable[[str], Playback | None] | None, speaker: StreamSpeaker | None
+    ) -> None:
+        """Where a call's live stream playback is, and who speaks on it (SPEC §8.2)."""
+        self._stream_playback = playback
+        self._speaker = speaker
+
+    def caller_barged_in(self, call_id: str) -> None:
+        """Caller speech on the stream (SPEC §2.8): the pending automatic reply is dropped."""
+        stale = self._manager.invalidate_reply(call_id)
+        reply = self._replies.pop(call_id, None)
+        if reply is not None and not reply.done():
+            reply.cancel()
+        if stale:
+            log.info("call %s: caller speech cancelled the pending automatic reply", call_id)
+
     def current_stream_id(self, call_id: str) -> str | None:
         """The call's current media stream id (None when it has none or has ended)."""
         return self._manager.current_stream_id(call_id)
@@ -423,7 +444,11 @@ class CallRuntime:
             elif isinstance(command, cmd.HangUp):
                 await carrier.hangup_call(command.provider_call_id)
             elif isinstance(command, cmd.PlayTts):
-                await carrier.play_tts(command.provider_call_id, command.text)
+                playback = self._stream_playback(command.call_id) if self._stream_playback else None
+                if playback is None:
+                    await carrier.play_tts(command.provider_call_id, command.text)
+                else:
+                    outcome.update(await self._play_on_stream(playback, command))
             elif isinstance(command, cmd.StartListening):
                 await carrier.start_listening(command.provider_call_id, command.turn_token)
             elif isinstance(command, cmd.StopListening):
@@ -446,6 +471,24 @@ class CallRuntime:
             lambda now: self._manager.carrier_result(op_id, now_ms=now, **outcome),
         )
 
+    async def _play_on_stream(self, playback: Playback, command: cmd.PlayTts) -> dict[str, Any]:
+        """Speak on the call's media stream; never carrier-native speech (SPEC §8.2)."""
+        if self._speaker is None:
+            return {"error": UNAVAILABLE}
+        record = self._manager.get_record(command.call_id)
+        number = None
+        if record is not None:
+            number = record.to_number if record.direction == "inbound" else record.from_number
+        spoken: Spoken = await self._speaker.speak(
+            playback, command.text, number=number, greeting=command.kind == "initial"
+        )
+        outcome: dict[str, Any] = {"timings": spoken.timings}
+        if spoken.error is not None:
+            outcome["error"] = spoken.error
+        if spoken.heard_text is not None:
+            outcome["heard_text"] = spoken.heard_text
+        return outcome
+
     async def _auto_respond(self, command: cmd.RunAutoResponse) -> None:
         record = self._manager.get_record(command.call_id)
         spoken, error = "", None
@@ -455,14 +498,25 @@ class CallRuntime:
             error = "no agent runner configured"
         else:
             request = build_run_request(self._config, record, command, now_ms=self._clock_ms())
+            # The generation alone is cancellable by barge-in; reporting its end is not.
+            reply = asyncio.ensure_future(generate_reply(self._runner, request))
+            self._replies[command.call_id] = reply
             try:
-                spoken = await generate_reply(self._runner, request)
-            except asyncio.CancelledError:
-                raise
-            except TimeoutError:
+                await asyncio.wait({reply})
+            finally:
+                if self._replies.get(command.call_id) is reply:
+                    del self._replies[command.call_id]
+                if not reply.done():
+                    reply.cancel()
+            if reply.cancelled():
+                request.cancel.set()
+                error = "cancelled by caller speech"
+            elif isinstance(reply.exception(), TimeoutError):
                 error = f"timed out after {request.timeout_ms} ms"
-            except Exception as exc:
+            elif (exc := reply.exception()) is not None:
                 error = str(exc) or type(exc).__name__
+            else:
+                spoken = reply.result()
         await self._step(
             command.call_id,
             lambda now: self._manager.auto_reply_ready(

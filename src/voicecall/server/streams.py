@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -34,7 +35,10 @@ from voicecall.carriers.media_stream import (
 )
 from voicecall.server.metrics import GatewayMetrics
 from voicecall.streaming import CallStream, StreamControl, SttFactory
+from voicecall.streaming.playback import Playback
+from voicecall.streaming.speaker import StreamSpeaker, Synthesizer
 from voicecall.stt import EventCallback, SttSession, create_stt_session_or_warn
+from voicecall.tts import TtsRegistry
 
 __all__ = [
     "BACKPRESSURE_LIMIT_BYTES",
@@ -150,6 +154,8 @@ class StreamServer:
         env: Mapping[str, str],
         stt_factory: Callable[[EventCallback], SttSession | None] | None = None,
         clock_ms: Callable[[], int] = _wall_clock_ms,
+        http_session: aiohttp.ClientSession | None = None,
+        on_barge_in: Callable[[str], None] | None = None,
     ) -> None:
         streaming = config.streaming
         self.config = config
@@ -175,6 +181,14 @@ class StreamServer:
         metrics.registry.register(self._collector)
         self._gauge = metrics.media_streams_active.labels(kind="classic")
         self._tasks: set[asyncio.Task[None]] = set()
+        self.on_barge_in = on_barge_in
+        self.tts = TtsRegistry(
+            config,
+            env=env,
+            http_session=http_session,
+            on_fallback=lambda first, used: metrics.tts_fallbacks.labels(first, used).inc(),
+        )
+        self.speaker = StreamSpeaker(self._chain, clock_ms=clock_ms, env=env)
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -185,6 +199,16 @@ class StreamServer:
     def pending_count(self) -> int:
         """Sockets that have not sent a valid ``start`` yet."""
         return sum(self._pending.values())
+
+    def _chain(self, number: str | None) -> Synthesizer:
+        return self.tts.chain(number=number)
+
+    def playback_for(self, call_id: str) -> Playback | None:
+        """The outbound audio of the call's open stream (None: no stream is open)."""
+        conn = self._by_call.get(call_id)
+        if conn is None or conn.stream is None or conn.closing or conn.ws.closed:
+            return None
+        return conn.stream.playback
 
     def streams(self) -> list[CallStream]:
         """The registered streams (one per call)."""
@@ -233,6 +257,8 @@ class StreamServer:
             while self._connections or self._tasks:
                 await asyncio.sleep(0.01)
         self.metrics.registry.unregister(self._collector)
+        await self.speaker.aclose()
+        await self.tts.aclose()
 
     # -- one connection --------------------------------------------------------------------------
 
@@ -360,6 +386,9 @@ class StreamServer:
             fail=lambda code, reason: self._fail(conn, code, reason),
             send_frame=lambda text: self.send_now(record.call_id, text),
         )
+        if self.on_barge_in is not None:
+            barged_in, call_id = self.on_barge_in, record.call_id
+            stream.barge_in.on_barge_in.append(lambda: barged_in(call_id))
         previous = self._by_call.get(record.call_id)
         conn.stream = stream
         self._by_call[record.call_id] = conn

@@ -99,6 +99,7 @@ class PlaybackResult:
     frames_sent: int  # audio frames written to the carrier (keep-alive silence excluded)
     frames_heard: int  # audio frames the carrier confirmed played (by echoed marks)
     error: str | None = None
+    first_frame_at: float | None = None  # clock time its first audio frame was written
 
     @property
     def heard_text(self) -> str:
@@ -155,6 +156,7 @@ class PlaybackItem:
         "_source",
         "_source_done",
         "_source_error",
+        "first_frame_at",
         "frames_heard",
         "frames_sent",
         "greeting",
@@ -179,6 +181,7 @@ class PlaybackItem:
         self.frames_sent = 0
         self.frames_heard = 0
         self.keepalive_frames = 0
+        self.first_frame_at: float | None = None
         self.started_at: float | None = None
         self.mark_deadline: float | None = None
         self._source = source
@@ -253,6 +256,10 @@ class Playback:
         if self._queue and self._queue[0].greeting and self._queue[0].started_at is not None:
             return True
         return any(item.greeting for item in self._awaiting.values())
+
+    def now(self) -> float:
+        """The engine clock's time (seconds; what ``first_frame_at`` is measured on)."""
+        return self._clock.time()
 
     @property
     def next_due(self) -> float:
@@ -369,6 +376,8 @@ class Playback:
                 if not self._write(self._build_media(base64.b64encode(frame).decode("ascii"))):
                     return self._fail_send(item)
                 item.frames_sent += 1
+                if item.first_frame_at is None:
+                    item.first_frame_at = now
                 if item.frames_sent % self.progress_mark_frames == 0 and (
                     buffer or not item._source_done
                 ):
@@ -488,7 +497,13 @@ class Playback:
             return
         item._done.set_result(
             PlaybackResult(
-                item.item_id, item.text, status, item.frames_sent, item.frames_heard, error
+                item.item_id,
+                item.text,
+                status,
+                item.frames_sent,
+                item.frames_heard,
+                error,
+                item.first_frame_at,
             )
         )
 

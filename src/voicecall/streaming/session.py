@@ -3,8 +3,8 @@
 Transcription events become call events (SPEC §5.2-5.3, §6.1): partial and final transcripts
 are ``call.speech`` events through the call manager (a final one is the caller's turn), speech
 start and readiness are mirrored into ``recentTalkEvents``, a dead provider ends the call with
-a clear error. The initial message is claimed when the current stream's transcription first
-reports ready (§2.5); speaking it over the stream is not part of this layer yet.
+a clear error. The initial message is due when the current stream's transcription first
+reports ready (§2.5); the call runtime then plays it on this stream's playback.
 """
 
 from __future__ import annotations
@@ -211,12 +211,7 @@ class CallStream:
     async def _ready(self) -> None:
         message = await self._control.stream_ready(self.call_id, self.stream_id)
         if message:
-            log.info(
-                "call %s: initial message due on stream %s (speaking over media streams is "
-                "not available yet; recorded as spoken)",
-                self.call_id,
-                self.stream_id,
-            )
+            log.info("call %s: initial message plays on stream %s", self.call_id, self.stream_id)
 
     async def _speech(self, text: str, *, is_final: bool) -> None:
         if not text.strip():
