@@ -112,6 +112,7 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.methods = RpcMethods(self._runtime_source, continue_budget_ms=self._continue_budget_ms)
         self._runner_override = runner
+        self._owned_runner: Any = None
         self._runtime_factory = runtime_factory or _default_runtime_factory
         self._with_control = control
         self._with_webhook = webhook
@@ -298,6 +299,7 @@ class Gateway:
             from voicecall.agent import load_runner
 
             runner = load_runner(self.config, self.env, session=self.http_session)
+            self._owned_runner = runner  # closed with the runtime; a host's runner is its own
         runtime = self._runtime_factory(
             self.config, carrier=self._carrier, store=self.store, runner=runner
         )
@@ -426,6 +428,10 @@ class Gateway:
             await runtime.stop()  # the runtime closes its carrier
         elif carrier is not None:
             await carrier.aclose()
+        runner, self._owned_runner = self._owned_runner, None
+        close_runner = getattr(runner, "aclose", None)
+        if callable(close_runner):
+            await close_runner()
         self.metrics.bind_runtime(self.config.provider, None)
 
     async def _stop_listeners(self) -> None:

@@ -242,3 +242,24 @@ async def test_store_fsync_setting_reaches_the_store(
     lines = len(records(tmp_path))
     assert lines > 0
     assert (len(synced) >= lines) if fsync else (synced == [])
+
+
+async def test_stop_closes_the_runner_it_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner the gateway loaded itself (its HTTP clients) is closed when the gateway stops."""
+    from voicecall import agent
+
+    closed: list[bool] = []
+
+    class ClosableRunner:
+        async def run(self, request: Any) -> Any:
+            raise AssertionError("not called in this test")
+
+        async def aclose(self) -> None:
+            closed.append(True)
+
+    monkeypatch.setattr(agent, "load_runner", lambda *args, **kwargs: ClosableRunner())
+    async with Gateway(make_config(tmp_path), env={}):
+        assert closed == []
+    assert closed == [True]
