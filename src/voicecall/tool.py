@@ -9,7 +9,7 @@ import orjson
 
 from voicecall.errors import RpcError, VoicecallError
 from voicecall.server.dispatch import call_runtime_method
-from voicecall.server.ports import CallControl
+from voicecall.server.ports import CallOperations
 
 __all__ = ["TOOL_SCHEMA", "RpcCaller", "execute_tool", "tool_schema", "tool_to_rpc"]
 
@@ -147,7 +147,7 @@ def _error_text(message: str) -> str:
 
 
 async def execute_tool(
-    runtime_or_client: CallControl | RpcCaller,
+    runtime_or_client: CallOperations | RpcCaller,
     args: Any,
     requester_session_key: str | None = None,
     agent_id: str | None = None,

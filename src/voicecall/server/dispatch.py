@@ -6,7 +6,7 @@ from typing import Any
 
 from voicecall.errors import RpcError
 from voicecall.server.params import optional_bool, optional_str, required_str
-from voicecall.server.ports import CallControl
+from voicecall.server.ports import CallOperations
 from voicecall.server.protocol import METHOD_NOT_FOUND
 
 __all__ = ["RUNTIME_METHODS", "call_runtime_method"]
@@ -23,26 +23,26 @@ def _outbound_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _initiate(runtime: CallControl, params: dict[str, Any]) -> Any:
+async def _initiate(runtime: CallOperations, params: dict[str, Any]) -> Any:
     message = required_str(params, "message")
     return await runtime.initiate(
         to=optional_str(params, "to"), message=message, **_outbound_kwargs(params)
     )
 
 
-async def _start(runtime: CallControl, params: dict[str, Any]) -> Any:
+async def _start(runtime: CallOperations, params: dict[str, Any]) -> Any:
     to = required_str(params, "to")
     return await runtime.initiate(
         to=to, message=optional_str(params, "message"), **_outbound_kwargs(params)
     )
 
 
-async def _continue(runtime: CallControl, params: dict[str, Any]) -> Any:
+async def _continue(runtime: CallOperations, params: dict[str, Any]) -> Any:
     call_id = required_str(params, "callId")
     return await runtime.continue_call(call_id, required_str(params, "message"))
 
 
-async def _speak(runtime: CallControl, params: dict[str, Any]) -> Any:
+async def _speak(runtime: CallOperations, params: dict[str, Any]) -> Any:
     call_id = required_str(params, "callId")
     message = required_str(params, "message")
     # Carrier-native fallback is the only speak path the runtime offers today; the flag is
@@ -51,16 +51,16 @@ async def _speak(runtime: CallControl, params: dict[str, Any]) -> Any:
     return await runtime.speak(call_id, message)
 
 
-async def _dtmf(runtime: CallControl, params: dict[str, Any]) -> Any:
+async def _dtmf(runtime: CallOperations, params: dict[str, Any]) -> Any:
     call_id = required_str(params, "callId")
     return await runtime.send_dtmf(call_id, required_str(params, "digits"))
 
 
-async def _end(runtime: CallControl, params: dict[str, Any]) -> Any:
+async def _end(runtime: CallOperations, params: dict[str, Any]) -> Any:
     return await runtime.end_call(required_str(params, "callId"))
 
 
-async def _status(runtime: CallControl, params: dict[str, Any]) -> Any:
+async def _status(runtime: CallOperations, params: dict[str, Any]) -> Any:
     return runtime.status(call_id=optional_str(params, "callId"), sid=optional_str(params, "sid"))
 
 
@@ -75,7 +75,7 @@ RUNTIME_METHODS = {
 }
 
 
-async def call_runtime_method(runtime: CallControl, method: str, params: dict[str, Any]) -> Any:
+async def call_runtime_method(runtime: CallOperations, method: str, params: dict[str, Any]) -> Any:
     """Run one call-control method; unknown names raise RpcError -32601."""
     handler = RUNTIME_METHODS.get(method)
     if handler is None:

@@ -9,7 +9,7 @@ from voicecall.errors import RpcError
 from voicecall.server.dispatch import RUNTIME_METHODS, call_runtime_method
 from voicecall.server.operations import ContinueOperations
 from voicecall.server.params import invalid_param, optional_str, required_str
-from voicecall.server.ports import CallControl
+from voicecall.server.ports import CallOperations
 from voicecall.server.protocol import METHOD_NOT_FOUND
 from voicecall.tool import execute_tool, tool_schema
 
@@ -33,7 +33,7 @@ class RpcMethods:
 
     def __init__(
         self,
-        runtime_source: Callable[[], CallControl],
+        runtime_source: Callable[[], CallOperations],
         *,
         continue_budget_ms: Callable[[], int],
         operations: ContinueOperations | None = None,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-__all__ = ["CallControl", "GatewayRuntime"]
+__all__ = ["CallOperations", "GatewayRuntime"]
 
 
-class CallControl(Protocol):
+class CallOperations(Protocol):
     """What the control plane needs from a call runtime (SPEC §2.2, §2.6, §10.3)."""
 
     async def initiate(
@@ -40,8 +40,8 @@ class CallControl(Protocol):
     def has_pending_work(self) -> bool: ...
 
 
-class GatewayRuntime(CallControl, Protocol):
-    """A CallControl the Gateway also starts, stops and feeds webhook events to."""
+class GatewayRuntime(CallOperations, Protocol):
+    """A CallOperations the Gateway also starts, stops and feeds webhook events to."""
 
     async def start(self) -> None: ...
 
