@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any, Self
 
@@ -15,6 +16,8 @@ class MediaSocket:
     """Connects on ``async with``, sends text frames and reads until the gateway closes.
 
     Each carrier's client subclasses it with its own frame shapes (``start``, ``media``, …).
+    :meth:`listen` reads what the gateway sends in the background and lets the carrier's
+    :meth:`acknowledge` answer marks the way that carrier does.
     """
 
     def __init__(
@@ -26,6 +29,8 @@ class MediaSocket:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.sequence = 0
         self.received: list[dict[str, Any]] = []
+        self.acknowledged: list[str] = []  # names of the marks answered as played
+        self._listener: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         self.ws = await self.session.ws_connect(
@@ -34,6 +39,7 @@ class MediaSocket:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.stop_listening()
         if self.ws is not None and not self.ws.closed:
             await self.ws.close()
 
@@ -56,3 +62,35 @@ class MediaSocket:
                     await self.ws.close()
                     return msg.data, reason
                 return self.ws.close_code, ""
+
+    def listen(self) -> None:
+        """Read the gateway's frames into ``received`` in the background, acknowledging marks."""
+        self._listener = asyncio.ensure_future(self._listen())
+
+    async def stop_listening(self) -> None:
+        """Stop the background reader started by :meth:`listen` (if any)."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    async def _listen(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            frame = json.loads(msg.data)
+            self.received.append(frame)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.acknowledge(frame)
+
+    async def acknowledge(self, frame: dict[str, Any]) -> None:
+        """Answer one frame from the gateway as the carrier would once its audio played.
+
+        The base answers nothing; each carrier's client overrides it with its own echo.
+        """
+
+    def events(self) -> list[str]:
+        """The ``event`` of every frame received from the gateway, in order."""
+        return [str(frame.get("event")) for frame in self.received]

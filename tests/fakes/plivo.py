@@ -568,3 +568,18 @@ class PlivoAudioStream(MediaSocket):
         """A key press."""
         dtmf = {"track": "inbound", "digit": digit, "timestamp": str(self.epoch_ms)}
         await self.send({"event": "dtmf", "streamId": self.stream_id, "dtmf": dtmf})
+
+    async def acknowledge(self, frame: dict[str, Any]) -> None:
+        """Plivo answers a ``checkpoint`` with ``playedStream`` once the audio before it played."""
+        if frame.get("event") == "checkpoint":
+            name = frame["name"]
+            await self.send({"event": "playedStream", "streamId": self.stream_id, "name": name})
+            self.acknowledged.append(name)
+
+    def played_audio(self) -> list[bytes]:
+        """The µ-law payload of every outbound ``playAudio`` frame, in order."""
+        return [
+            base64.b64decode(frame["media"]["payload"])
+            for frame in self.received
+            if frame.get("event") == "playAudio"
+        ]

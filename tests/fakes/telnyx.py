@@ -638,3 +638,18 @@ class TelnyxMediaStream(MediaSocket):
         """``stop``: the stream is over."""
         stop = {"user_id": "3E6F995F", "call_control_id": self.call.call_control_id}
         await self.send({"event": "stop", "stop": stop})
+
+    async def acknowledge(self, frame: dict[str, Any]) -> None:
+        """Telnyx echoes a ``mark`` once the media before it played (at once here)."""
+        if frame.get("event") == "mark":
+            name = frame["mark"]["name"]
+            await self.send({"event": "mark", "mark": {"name": name}})
+            self.acknowledged.append(name)
+
+    def played_audio(self) -> list[bytes]:
+        """The µ-law payload of every outbound ``media`` frame, in order."""
+        return [
+            base64.b64decode(frame["media"]["payload"])
+            for frame in self.received
+            if frame.get("event") == "media"
+        ]
