@@ -24,6 +24,8 @@ ZERO = {
     "p99Ms": 0,
 }
 
+STAGES = ("transcriptToReplyMs", "replyToFirstAudioMs", "firstAudioToFirstFrameMs")
+
 
 def _write(path: Path, records: list[Any], *, tail: bytes = b"") -> Path:
     lines = [r if isinstance(r, bytes) else orjson.dumps(r) for r in records]
@@ -51,6 +53,7 @@ def test_empty_or_missing_file_reports_zeros(tmp_path: Path) -> None:
         "turnLatency": ZERO,
         "listenWait": ZERO,
         "responseLatency": ZERO,
+        "stages": dict.fromkeys(STAGES, ZERO),
     }
     assert latency_report(tmp_path / "absent.jsonl") == expected
     assert latency_report(_write(tmp_path / "empty.jsonl", [])) == expected
@@ -93,6 +96,7 @@ def test_repeated_snapshots_of_a_three_turn_call_count_three_turns(tmp_path: Pat
             "p99Ms": 60,
         },
         "responseLatency": ZERO,
+        "stages": dict.fromkeys(STAGES, ZERO),
     }
 
 

@@ -19,6 +19,12 @@ _SERIES_LABELS = {
     "listenWait": "listen wait",
     "responseLatency": "response latency",
 }
+# Auto-turn stages (§10.2 stamps): name -> (from stamp, to stamp, table label).
+_STAGES = {
+    "transcriptToReplyMs": ("startedAt", "replyAt", "transcript to reply"),
+    "replyToFirstAudioMs": ("replyAt", "firstAudioAt", "reply to first audio"),
+    "firstAudioToFirstFrameMs": ("firstAudioAt", "firstFrameAt", "first audio to first frame"),
+}
 _STAT_KEYS = ("count", "minMs", "maxMs", "avgMs", "p50Ms", "p90Ms", "p95Ms", "p99Ms")
 
 
@@ -92,9 +98,12 @@ class _Samples:
 
     def report(self, records_scanned: int) -> dict[str, Any]:
         series: dict[str, list[float | int]] = {name: [] for name in _SERIES}
+        stages: dict[str, list[float | int]] = {name: [] for name in _STAGES}
         counted = 0
         for turn in self.turns.values():
             kind = turn.get("kind")
+            if kind == "auto":
+                _collect_stages(stages, turn)
             found: list[tuple[str, float | int | None]] = []
             if kind == "continue":
                 found = [
@@ -110,7 +119,17 @@ class _Samples:
             "recordsScanned": records_scanned,
             "turnsCounted": counted,
             **{name: summarize(series[name]) for name in _SERIES},
+            "stages": {name: summarize(stages[name]) for name in _STAGES},
         }
+
+
+def _collect_stages(stages: dict[str, list[float | int]], turn: Mapping[str, Any]) -> None:
+    """Add each stage of an auto turn whose two stamps are both finite numbers."""
+    for name, (start_key, end_key, _label) in _STAGES.items():
+        start = _finite(turn.get(start_key))
+        end = _finite(turn.get(end_key))
+        if start is not None and end is not None:
+            stages[name].append(end - start)
 
 
 def _collect(
@@ -128,8 +147,10 @@ def _collect(
 def latency_report(path: Path, last: int = 200) -> dict[str, Any]:
     """Summarize turn latencies over the last ``last`` (at least 1) valid records of ``path``.
 
-    Shape: ``{"recordsScanned","turnsCounted","turnLatency","listenWait","responseLatency"}``;
-    each series ``{"count","minMs","maxMs","avgMs","p50Ms","p90Ms","p95Ms","p99Ms"}``.
+    Shape: ``{"recordsScanned","turnsCounted","turnLatency","listenWait","responseLatency",
+    "stages"}``; each series ``{"count","minMs","maxMs","avgMs","p50Ms","p90Ms","p95Ms","p99Ms"}``;
+    ``stages`` holds one such series per auto-turn stage (``transcriptToReplyMs``,
+    ``replyToFirstAudioMs``, ``firstAudioToFirstFrameMs``), which do not change ``turnsCounted``.
     A missing or empty file gives zeros.
     """
     window = deque(read_records(path), maxlen=max(1, last))
@@ -146,12 +167,16 @@ def _cell(value: float | int) -> str:
 
 
 def format_latency(report: Mapping[str, Any]) -> str:
-    """Render a latency report as a readable table, one row per series, values in ms."""
+    """Render a latency report as a readable table, one row per series and stage, values in ms."""
     header = ("series", "count", "min", "max", "avg", "p50", "p90", "p95", "p99")
     rows: list[tuple[str, ...]] = [header]
     for name in _SERIES:
         stats = report[name]
         rows.append((_SERIES_LABELS[name], *(_cell(stats[key]) for key in _STAT_KEYS)))
+    stages = report.get("stages", {})
+    for name, (_start, _end, label) in _STAGES.items():
+        if name in stages:
+            rows.append((label, *(_cell(stages[name][key]) for key in _STAT_KEYS)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
         f"records scanned: {report['recordsScanned']}  turns counted: {report['turnsCounted']}"
