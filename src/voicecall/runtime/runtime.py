@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -23,6 +24,7 @@ from voicecall.errors import CallEndedError, CallError, InvalidParamsError, Unkn
 from voicecall.runtime.responder import build_run_request, generate_reply
 from voicecall.runtime.timers import TimerTable
 from voicecall.streaming.playback import Playback
+from voicecall.streaming.sentence_reply import SentenceReply
 from voicecall.streaming.speaker import UNAVAILABLE, Spoken, StreamSpeaker
 
 __all__ = ["CallRuntime"]
@@ -89,6 +91,8 @@ class CallRuntime:
         self._stream_playback: Callable[[str], Playback | None] | None = None
         self._speaker: StreamSpeaker | None = None
         self._replies: dict[str, asyncio.Future[str]] = {}  # call id -> reply being generated
+        self._sentence_replies: dict[str, SentenceReply] = {}  # call id -> reply being spoken
+        self._finished_replies: dict[str, SentenceReply] = {}  # call id -> awaiting its PlayTts
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -280,6 +284,9 @@ class CallRuntime:
     def caller_barged_in(self, call_id: str) -> None:
         """Caller speech on the stream (SPEC §2.8): the pending automatic reply is dropped."""
         stale = self._manager.invalidate_reply(call_id)
+        streamed = self._sentence_replies.pop(call_id, None)
+        if streamed is not None:
+            streamed.cancel()
         reply = self._replies.pop(call_id, None)
         if reply is not None and not reply.done():
             reply.cancel()
@@ -389,6 +396,12 @@ class CallRuntime:
             elif isinstance(command, cmd.CloseStream):
                 if self._stream_closer is not None:
                     self._stream_closer(command.call_id, command.stream_id)
+            elif isinstance(command, cmd.PlayTts) and command.kind == "auto":
+                # An automatic reply already spoken sentence by sentence is not synthesized again.
+                streamed = self._finished_replies.pop(command.call_id, None)
+                if streamed is not None and streamed.text != command.text:
+                    streamed = None
+                self._spawn(self._carrier_op(command, streamed))
             else:
                 self._spawn(self._carrier_op(command))
 
@@ -428,7 +441,9 @@ class CallRuntime:
             self._step(call_id, lambda now: self._manager.timer_expired(call_id, kind, now_ms=now))
         )
 
-    async def _carrier_op(self, command: CarrierCommand) -> None:
+    async def _carrier_op(
+        self, command: CarrierCommand, streamed: SentenceReply | None = None
+    ) -> None:
         carrier = self._carrier
         outcome: dict[str, Any] = {}
         try:
@@ -443,6 +458,8 @@ class CallRuntime:
                 )
             elif isinstance(command, cmd.HangUp):
                 await carrier.hangup_call(command.provider_call_id)
+            elif isinstance(command, cmd.PlayTts) and streamed is not None:
+                outcome.update(_outcome(await streamed.outcome()))
             elif isinstance(command, cmd.PlayTts):
                 playback = self._stream_playback(command.call_id) if self._stream_playback else None
                 if playback is None:
@@ -475,19 +492,31 @@ class CallRuntime:
         """Speak on the call's media stream; never carrier-native speech (SPEC §8.2)."""
         if self._speaker is None:
             return {"error": UNAVAILABLE}
-        record = self._manager.get_record(command.call_id)
-        number = None
-        if record is not None:
-            number = record.to_number if record.direction == "inbound" else record.from_number
         spoken: Spoken = await self._speaker.speak(
-            playback, command.text, number=number, greeting=command.kind == "initial"
+            playback,
+            command.text,
+            number=self._route_number(command.call_id),
+            greeting=command.kind == "initial",
         )
-        outcome: dict[str, Any] = {"timings": spoken.timings}
-        if spoken.error is not None:
-            outcome["error"] = spoken.error
-        if spoken.heard_text is not None:
-            outcome["heard_text"] = spoken.heard_text
-        return outcome
+        return _outcome(spoken)
+
+    def _route_number(self, call_id: str) -> str | None:
+        """Our number on the call, whose route picks the TTS chain."""
+        record = self._manager.get_record(call_id)
+        if record is None:
+            return None
+        return record.to_number if record.direction == "inbound" else record.from_number
+
+    def _start_sentence_reply(self, call_id: str) -> SentenceReply | None:
+        """A sentence-by-sentence speaker for the reply, when the call has a live stream (§8.4)."""
+        if self._speaker is None or self._stream_playback is None:
+            return None
+        if not self._config.streaming.sentence_streaming:
+            return None
+        playback = self._stream_playback(call_id)
+        if playback is None:
+            return None
+        return SentenceReply(self._speaker, playback, number=self._route_number(call_id))
 
     async def _auto_respond(self, command: cmd.RunAutoResponse) -> None:
         record = self._manager.get_record(command.call_id)
@@ -497,17 +526,28 @@ class CallRuntime:
         if self._runner is None:
             error = "no agent runner configured"
         else:
+            call_id = command.call_id
             request = build_run_request(self._config, record, command, now_ms=self._clock_ms())
+            streamed = self._start_sentence_reply(call_id)
+            if streamed is not None:
+                request = dataclasses.replace(request, on_text_delta=streamed.feed)
+                self._sentence_replies[call_id] = streamed
+            # A newer caller turn supersedes this reply: its run is cancelled, not just ignored.
+            older = self._replies.pop(call_id, None)
+            if older is not None and not older.done():
+                older.cancel()
             # The generation alone is cancellable by barge-in; reporting its end is not.
             reply = asyncio.ensure_future(generate_reply(self._runner, request))
-            self._replies[command.call_id] = reply
+            self._replies[call_id] = reply
             try:
                 await asyncio.wait({reply})
             finally:
-                if self._replies.get(command.call_id) is reply:
-                    del self._replies[command.call_id]
+                if self._replies.get(call_id) is reply:
+                    del self._replies[call_id]
                 if not reply.done():
                     reply.cancel()
+                if streamed is not None and self._sentence_replies.get(call_id) is streamed:
+                    del self._sentence_replies[call_id]
             if reply.cancelled():
                 request.cancel.set()
                 error = "cancelled by caller speech"
@@ -517,18 +557,50 @@ class CallRuntime:
                 error = str(exc) or type(exc).__name__
             else:
                 spoken = reply.result()
+            if streamed is not None and reply.cancelled():
+                streamed.cancel()
+            elif streamed is not None:
+                spoken, error = self._settle_sentence_reply(call_id, streamed, spoken, error)
         await self._step(
             command.call_id,
             lambda now: self._manager.auto_reply_ready(
                 command.call_id, command.reply_id, spoken, now_ms=now, error=error
             ),
         )
+        leftover = self._finished_replies.pop(command.call_id, None)
+        if leftover is not None:  # the manager discarded the reply as stale
+            leftover.cancel()
+
+    def _settle_sentence_reply(
+        self, call_id: str, streamed: SentenceReply, spoken: str, error: str | None
+    ) -> tuple[str, str | None]:
+        """The reply's words once its run ended; sentences already queued stay its words."""
+        if error is None:
+            streamed.finish()
+        if not streamed.started:
+            return spoken, error  # nothing streamed: spoken the usual way, as one utterance
+        if error is not None:
+            # What was already said stays said (and recorded); the unwritten rest is lost.
+            log.warning("call %s: automatic reply cut short: %s", call_id, error)
+            streamed.cancel()
+        self._finished_replies[call_id] = streamed
+        return streamed.text, None
 
     async def wait_idle(self) -> None:
         """Wait until no carrier or agent task is outstanding (tests and orderly shutdown)."""
         while self._tasks:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _outcome(spoken: Spoken) -> dict[str, Any]:
+    """A stream utterance's result as ``carrier_result`` keywords."""
+    outcome: dict[str, Any] = {"timings": spoken.timings}
+    if spoken.error is not None:
+        outcome["error"] = spoken.error
+    if spoken.heard_text is not None:
+        outcome["heard_text"] = spoken.heard_text
+    return outcome
 
 
 def _require_text(value: object, name: str) -> None:

@@ -17,10 +17,18 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from voicecall.streaming.playback import Playback, PlaybackError, PlaybackStatus
+from voicecall.streaming.playback import Playback, PlaybackError, PlaybackItem, PlaybackStatus
 from voicecall.tts import TtsError, TtsProvider, TtsUnavailable
 
-__all__ = ["APOLOGY", "UNAVAILABLE", "ChainSource", "Spoken", "StreamSpeaker", "Synthesizer"]
+__all__ = [
+    "APOLOGY",
+    "UNAVAILABLE",
+    "ChainSource",
+    "Spoken",
+    "StreamSpeaker",
+    "Synthesizer",
+    "Utterance",
+]
 
 log = logging.getLogger("voicecall.speaker")
 
@@ -37,6 +45,16 @@ class Synthesizer(Protocol):
 
 ChainSource = Callable[[str | None], Synthesizer]
 """``source(number)``: the provider chain of a call's number; raises ``TtsUnavailable``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """An utterance queued on a stream's playback, not yet settled."""
+
+    playback: Playback
+    chain: Synthesizer
+    item: PlaybackItem
+    timings: dict[str, int]  # firstAudioAt once synthesis yields audio
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,19 +96,33 @@ class StreamSpeaker:
         self, playback: Playback, text: str, *, number: str | None = None, greeting: bool = False
     ) -> Spoken:
         """Play ``text`` and wait until it has played, was cut off, or failed."""
+        started = self.start(playback, text, number=number, greeting=greeting)
+        if isinstance(started, Spoken):
+            return started
+        return await self.settle(started)
+
+    def start(
+        self, playback: Playback, text: str, *, number: str | None = None, greeting: bool = False
+    ) -> Utterance | Spoken:
+        """Queue ``text`` for synthesis and playback now; a :class:`Spoken` error if it cannot."""
         try:
             chain = self._chains(number)
         except TtsUnavailable as exc:
             log.warning("%s: %s", UNAVAILABLE, exc)
             return Spoken(error=UNAVAILABLE)
         timings: dict[str, int] = {}
-        source = self._stamped(chain.synthesize(text), timings)
+        # Synthesis starts when playback first reads the source, so a refused item holds nothing.
+        source = self._stamped(chain, text, timings)
         try:
             item = playback.enqueue(source, text, greeting=greeting)
         except PlaybackError as exc:
-            await source.aclose()
             return Spoken(error=str(exc))
-        result = await item.wait()
+        return Utterance(playback, chain, item, timings)
+
+    async def settle(self, utterance: Utterance, *, apologize: bool = True) -> Spoken:
+        """Wait for a started utterance; the apology follows a TTS failure before any audio."""
+        playback, timings = utterance.playback, utterance.timings
+        result = await utterance.item.wait()
         if result.first_frame_at is not None:
             ago_ms = round((playback.now() - result.first_frame_at) * 1000)
             timings["firstFrameAt"] = self._clock_ms() - ago_ms
@@ -100,8 +132,8 @@ class StreamSpeaker:
             return Spoken(timings=timings)
         if result.status is PlaybackStatus.FAILED or result.error is not None:
             error = result.error or "playback failed"
-            if result.frames_sent == 0 and error.startswith(_TTS_FAILURES):
-                self._apologize(playback, chain)
+            if apologize and result.frames_sent == 0 and error.startswith(_TTS_FAILURES):
+                self._apologize(playback, utterance.chain)
             return Spoken(error=error, timings=timings)
         return Spoken(heard_text=result.heard_text, timings=timings)  # barge-in
 
@@ -111,8 +143,9 @@ class StreamSpeaker:
             await self._local.aclose()
 
     async def _stamped(
-        self, chunks: AsyncGenerator[bytes, None], timings: dict[str, int]
+        self, chain: Synthesizer, text: str, timings: dict[str, int]
     ) -> AsyncGenerator[bytes, None]:
+        chunks = chain.synthesize(text)
         try:
             async for chunk in chunks:
                 if chunk and "firstAudioAt" not in timings:
