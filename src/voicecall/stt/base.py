@@ -28,6 +28,7 @@ from voicecall.errors import VoicecallError
 from voicecall.stt.audio import AudioConverter
 from voicecall.stt.events import SessionReady, SttEvent, TranscriptionError
 from voicecall.stt.protocol import ConnectRequest, SttProtocol
+from voicecall.stt.transport import open_websocket
 
 __all__ = [
     "EventCallback",
@@ -172,8 +173,8 @@ class SttSession:
 
     # -- subclass hook -------------------------------------------------------------------------
     async def _connect(self, request: ConnectRequest) -> Transport:
-        """Opens the provider's websocket."""
-        raise NotImplementedError
+        """Opens the provider's websocket (plain ``websockets``; OpenAI's session uses its SDK)."""
+        return await open_websocket(request)
 
     # -- runtime -------------------------------------------------------------------------------
     async def _run(self) -> None:

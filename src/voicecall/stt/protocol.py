@@ -9,6 +9,7 @@ the events for the call (:meth:`events_received`). Timers are deadlines the sess
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -93,7 +94,7 @@ class ConnectRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class SttProtocol:
+class SttProtocol(abc.ABC):
     """Base of the per-provider sans-IO protocols: buffers of events and outgoing messages."""
 
     provider_id: ClassVar[str] = ""
@@ -111,9 +112,9 @@ class SttProtocol:
         self._outgoing: list[str | bytes] = []
 
     # -- what the session calls ------------------------------------------------------------
+    @abc.abstractmethod
     def connect_request(self) -> ConnectRequest:
         """The URL and headers of the websocket upgrade."""
-        raise NotImplementedError
 
     def connection_opened(self, now_s: float) -> None:
         """A (new) socket is open: per-connection state is reset and setup messages queued."""
@@ -121,13 +122,13 @@ class SttProtocol:
         self.finished = False
         self._opened(now_s)
 
+    @abc.abstractmethod
     def receive(self, message: str | bytes, now_s: float) -> None:
         """Feeds one message from the provider."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def send_audio(self, audio: bytes, now_s: float) -> None:
         """Queues one audio message (already in :attr:`audio_format`)."""
-        raise NotImplementedError
 
     def close(self, now_s: float) -> None:
         """No more audio: queues whatever makes the provider emit its last transcripts."""
@@ -135,7 +136,8 @@ class SttProtocol:
         self._close(now_s)
 
     def tick(self, now_s: float) -> None:
-        """Time passed; deadlines at or before ``now_s`` fire."""
+        """Time passed; deadlines at or before ``now_s`` fire (providers with timers override)."""
+        return None
 
     def next_deadline(self) -> float | None:
         """The monotonic time the session must call :meth:`tick` at, if any."""
@@ -158,9 +160,11 @@ class SttProtocol:
     # -- for subclasses ----------------------------------------------------------------------
     def _opened(self, now_s: float) -> None:
         """Hook: queue setup messages; providers ready without a handshake set ``ready``."""
+        return None
 
     def _close(self, now_s: float) -> None:
         """Hook: queue the closing messages."""
+        return None
 
     def _send(self, message: str | bytes) -> None:
         self._outgoing.append(message)

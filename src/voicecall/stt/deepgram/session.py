@@ -5,19 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from voicecall.stt.base import EventCallback, ReconnectPolicy, SttSession, Transport
+from voicecall.stt.base import EventCallback, ReconnectPolicy, SttSession
 from voicecall.stt.deepgram.protocol import DeepgramProtocol, DeepgramSettings
-from voicecall.stt.protocol import ConnectRequest, parse_settings
-from voicecall.stt.transport import open_websocket
+from voicecall.stt.protocol import parse_settings
 
 __all__ = ["DeepgramSession", "create_session"]
 
 
 class DeepgramSession(SttSession):
     """One call's Deepgram live session."""
-
-    async def _connect(self, request: ConnectRequest) -> Transport:
-        return await open_websocket(request)
 
 
 def create_session(

@@ -5,19 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from voicecall.stt.base import EventCallback, ReconnectPolicy, SttSession, Transport
+from voicecall.stt.base import EventCallback, ReconnectPolicy, SttSession
 from voicecall.stt.elevenlabs.protocol import ElevenLabsProtocol, ElevenLabsSettings
-from voicecall.stt.protocol import ConnectRequest, parse_settings
-from voicecall.stt.transport import open_websocket
+from voicecall.stt.protocol import parse_settings
 
 __all__ = ["ElevenLabsSession", "create_session"]
 
 
 class ElevenLabsSession(SttSession):
     """One call's ElevenLabs realtime STT session."""
-
-    async def _connect(self, request: ConnectRequest) -> Transport:
-        return await open_websocket(request)
 
 
 def create_session(

@@ -5,19 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from voicecall.stt.base import EventCallback, ReconnectPolicy, SttSession, Transport
+from voicecall.stt.base import EventCallback, ReconnectPolicy, SttSession
 from voicecall.stt.mistral.protocol import MistralProtocol, MistralSettings
-from voicecall.stt.protocol import ConnectRequest, parse_settings
-from voicecall.stt.transport import open_websocket
+from voicecall.stt.protocol import parse_settings
 
 __all__ = ["MistralSession", "create_session"]
 
 
 class MistralSession(SttSession):
     """One call's Mistral Voxtral realtime session."""
-
-    async def _connect(self, request: ConnectRequest) -> Transport:
-        return await open_websocket(request)
 
 
 def create_session(

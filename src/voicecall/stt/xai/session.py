@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from voicecall.stt.base import EventCallback, ReconnectPolicy, SttSession, Transport
-from voicecall.stt.protocol import ConnectRequest, parse_settings
-from voicecall.stt.transport import open_websocket
+from voicecall.stt.base import EventCallback, ReconnectPolicy, SttSession
+from voicecall.stt.protocol import parse_settings
 from voicecall.stt.xai.protocol import XaiProtocol, XaiSettings
 
 __all__ = ["XaiSession", "create_session"]
@@ -15,9 +14,6 @@ __all__ = ["XaiSession", "create_session"]
 
 class XaiSession(SttSession):
     """One call's xAI streaming STT session."""
-
-    async def _connect(self, request: ConnectRequest) -> Transport:
-        return await open_websocket(request)
 
 
 def create_session(
