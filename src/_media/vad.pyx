@@ -53,6 +53,7 @@ cdef class VadFramer:
     cdef double floor_db
     cdef double energy_db
     cdef int64_t frames_
+    cdef int64_t last_speech_
     cdef int run
     cdef bint in_speech_
     cdef int pending_len
@@ -90,6 +91,7 @@ cdef class VadFramer:
         self.fall = 1.0 - exp(-(<double>self.frame_ms) / fall_ms)
         self.pending_len = 0
         self.frames_ = 0
+        self.last_speech_ = -1
         self.run = 0
         self.in_speech_ = False
         self.floor_db = FLOOR_DBFS
@@ -99,6 +101,11 @@ cdef class VadFramer:
     def frames(self):
         """Number of whole frames processed so far."""
         return self.frames_
+
+    @property
+    def last_speech_frame(self):
+        """Index of the newest frame that read as speech (-1 before any)."""
+        return self.last_speech_
 
     @property
     def in_speech(self):
@@ -145,6 +152,8 @@ cdef class VadFramer:
         fl = self.floor_db
         speech = e > fl + self.threshold_db and e > self.min_speech_dbfs
         self.floor_db = fl + (e - fl) * (self.fall if e < fl else self.rise)
+        if speech:
+            self.last_speech_ = index
         if speech != self.in_speech_:
             self.run += 1
         else:

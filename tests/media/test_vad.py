@@ -98,6 +98,20 @@ def test_tone_burst_timestamps(
     assert [(e.kind, e.timestamp_ms) for e in events] == [(STARTED, 600), (STOPPED, 1800)]
     assert [e.frame_index for e in events] == [600 // frame_ms, 1800 // frame_ms]
     assert vad.frames == 3000 // frame_ms
+    assert vad.last_speech_frame == 1800 // frame_ms - 1  # the tone's last frame
+
+
+def test_last_speech_frame_tracks_the_end_of_speech_before_the_hangover(
+    impl: ModuleType,
+) -> None:
+    """Mid-hangover (speech not yet stopped) the last voiced frame already marks the end."""
+    vad = impl.VadFramer(encoding="pcm16")
+    assert vad.last_speech_frame == -1
+    vad.process(pcm16(np.concatenate([silence(0.4, 8000), tone(0.6, 8000, -20.0)])))
+    assert vad.in_speech and vad.last_speech_frame == vad.frames - 1 == 49
+    vad.process(pcm16(silence(0.1, 8000)))  # 5 quiet frames: still within the 15-frame hangover
+    assert vad.in_speech
+    assert vad.last_speech_frame == 49 and vad.frames == 55
 
 
 def test_quiet_tone_below_min_speech_level_is_ignored(impl: ModuleType) -> None:
@@ -251,9 +265,10 @@ def test_compiled_matches_reference(
     bounds = [0, *sorted(min(x, len(audio)) for x in cuts), len(audio)]
     for lo, hi in itertools.pairwise(bounds):
         assert c.process(audio[lo:hi]) == py.process(audio[lo:hi])
-        assert (c.frames, c.in_speech, c.noise_floor_db, c.energy_dbfs) == (
+        assert (c.frames, c.in_speech, c.last_speech_frame, c.noise_floor_db, c.energy_dbfs) == (
             py.frames,
             py.in_speech,
+            py.last_speech_frame,
             py.noise_floor_db,
             py.energy_dbfs,
         )

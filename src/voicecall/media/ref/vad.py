@@ -98,6 +98,7 @@ class VadFramer:
         self._fall = 1.0 - math.exp(-self.frame_ms / noise_fall_ms)
         self._pending = bytearray()
         self._frames = 0
+        self._last_speech = -1
         self._run = 0
         self._in_speech = False
         self._floor_db = ENERGY_FLOOR_DBFS
@@ -107,6 +108,15 @@ class VadFramer:
     def frames(self) -> int:
         """Number of whole frames processed so far."""
         return self._frames
+
+    @property
+    def last_speech_frame(self) -> int:
+        """Index of the newest frame that read as speech (-1 before any).
+
+        The caller stopped talking ``frames - last_speech_frame - 1`` frames ago, whether or not
+        the ``stop_frames`` hangover has ended speech yet.
+        """
+        return self._last_speech
 
     @property
     def in_speech(self) -> bool:
@@ -157,6 +167,8 @@ class VadFramer:
         speech = energy > floor + self._threshold_db and energy > self._min_speech_dbfs
         coef = self._fall if energy < floor else self._rise
         self._floor_db = floor + (energy - floor) * coef
+        if speech:
+            self._last_speech = index
         if speech != self._in_speech:
             self._run += 1
         else:
