@@ -25,6 +25,15 @@ ZERO = {
 }
 
 STAGES = ("transcriptToReplyMs", "replyToFirstAudioMs", "firstAudioToFirstFrameMs")
+ALL_STAGES = (
+    "callerStoppedToTranscriptMs",
+    "transcriptToFirstTokenMs",
+    "transcriptToReplyMs",
+    "firstTokenToFirstAudioMs",
+    "replyToFirstAudioMs",
+    "firstAudioToFirstFrameMs",
+    "callerStoppedToFirstFrameMs",
+)
 
 
 def _write(path: Path, records: list[Any], *, tail: bytes = b"") -> Path:
@@ -53,7 +62,7 @@ def test_empty_or_missing_file_reports_zeros(tmp_path: Path) -> None:
         "turnLatency": ZERO,
         "listenWait": ZERO,
         "responseLatency": ZERO,
-        "stages": dict.fromkeys(STAGES, ZERO),
+        "stages": dict.fromkeys(ALL_STAGES, ZERO),
     }
     assert latency_report(tmp_path / "absent.jsonl") == expected
     assert latency_report(_write(tmp_path / "empty.jsonl", [])) == expected
@@ -96,7 +105,7 @@ def test_repeated_snapshots_of_a_three_turn_call_count_three_turns(tmp_path: Pat
             "p99Ms": 60,
         },
         "responseLatency": ZERO,
-        "stages": dict.fromkeys(STAGES, ZERO),
+        "stages": dict.fromkeys(ALL_STAGES, ZERO),
     }
 
 

@@ -13,6 +13,15 @@ from hypothesis import strategies as st
 from voicecall.store.reports import format_latency, latency_report
 
 STAGES = ("transcriptToReplyMs", "replyToFirstAudioMs", "firstAudioToFirstFrameMs")
+ALL_STAGES = (
+    "callerStoppedToTranscriptMs",
+    "transcriptToFirstTokenMs",
+    "transcriptToReplyMs",
+    "firstTokenToFirstAudioMs",
+    "replyToFirstAudioMs",
+    "firstAudioToFirstFrameMs",
+    "callerStoppedToFirstFrameMs",
+)
 
 
 def _write(path: Path, records: list[dict[str, Any]]) -> Path:
@@ -52,7 +61,7 @@ def test_each_stage_is_summarized_from_the_turn_stamps(tmp_path: Path) -> None:
     """Two auto turns give each stage's count, min, max, average and percentiles."""
     records = [_call("a", [_auto(1, 10_000, 300, 120, 40), _auto(2, 20_000, 500, 80, 20)])]
     stages = latency_report(_write(tmp_path / "calls.jsonl", records))["stages"]
-    assert set(stages) == set(STAGES)
+    assert set(stages) == set(ALL_STAGES)
     assert stages["transcriptToReplyMs"] == {
         "count": 2,
         "minMs": 300,
@@ -109,6 +118,40 @@ def test_format_latency_prints_a_row_per_stage(tmp_path: Path) -> None:
     assert rows["reply to first audio"][-6:] == ["110"] * 6
     assert rows["first audio to first frame"][-6:] == ["45"] * 6
     assert list(rows)[:3] == ["turn latency", "listen wait", "response latency"]
+
+
+def test_full_pipeline_stages_from_caller_stop_to_first_frame(tmp_path: Path) -> None:
+    """With VAD and first-token stamps every stage of the turn is reported, in order."""
+    turn = {
+        "n": 1,
+        "kind": "auto",
+        "callerStoppedAt": 1_000,
+        "startedAt": 1_250,
+        "firstTokenAt": 1_600,
+        "firstAudioAt": 1_780,
+        "firstFrameAt": 1_800,
+        "replyAt": 2_100,  # sentence streaming: the whole reply came after the first audio
+    }
+    report = latency_report(_write(tmp_path / "calls.jsonl", [_call("a", [turn])]))
+    stages = report["stages"]
+    assert stages["callerStoppedToTranscriptMs"]["p50Ms"] == 250
+    assert stages["transcriptToFirstTokenMs"]["p50Ms"] == 350
+    assert stages["firstTokenToFirstAudioMs"]["p50Ms"] == 180
+    assert stages["firstAudioToFirstFrameMs"]["p50Ms"] == 20
+    assert stages["callerStoppedToFirstFrameMs"]["p50Ms"] == 800
+    assert stages["transcriptToReplyMs"]["p50Ms"] == 850
+    # Audio before the whole reply is not a negative "reply to first audio" sample.
+    assert stages["replyToFirstAudioMs"]["count"] == 0
+    rows = [line.split("  ")[0].strip() for line in format_latency(report).splitlines()[2:]]
+    assert rows[3:] == [
+        "caller stopped to transcript",
+        "transcript to first token",
+        "transcript to reply",
+        "first token to first audio",
+        "reply to first audio",
+        "first audio to first frame",
+        "caller stopped to first frame",
+    ]
 
 
 stage_ms = st.integers(min_value=0, max_value=60_000)

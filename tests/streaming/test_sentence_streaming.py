@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from tests.fakes.openai_chat import API_KEY as CHAT_KEY
 from tests.fakes.openai_chat import FakeOpenAIChat
 from tests.fakes.stt_deepgram import FakeDeepgram
 from tests.fakes.tts_common import API_KEY as TTS_KEY
-from tests.fakes.tts_elevenlabs import FakeElevenLabsTts
 from tests.streaming.conftest import GREETING, Harness, gateway_config
 from tests.streaming.media import StreamingTwilio, frames, speech
-from tests.streaming.test_speaking import SILENCE, Phone, bot_lines, tts_texts, user_lines
+from tests.streaming.test_speaking import (
+    SILENCE,
+    PerTextTts,
+    Phone,
+    bot_lines,
+    tts_texts,
+    user_lines,
+)
 
 from voicecall.config import VoicecallConfig
 from voicecall.gateway import Gateway
@@ -28,22 +32,6 @@ REPLY = json.dumps({"spoken": f"{FIRST} {SECOND}"})
 FIRST_CHUNK = REPLY[: REPLY.index(FIRST) + len(FIRST) + 1]  # up to the space after "here."
 FIRST_AUDIO = b"\x10" * 160 * 20
 SECOND_AUDIO = b"\x20" * 160 * 20
-OTHER_AUDIO = b"\x30" * 160 * 20
-
-
-@dataclass
-class PerTextTts(FakeElevenLabsTts):
-    """An ElevenLabs fake whose audio depends on the text, so frames tell sentences apart."""
-
-    by_text: dict[str, bytes] = field(default_factory=dict)
-
-    async def stream_audio(self, request: web.Request) -> web.StreamResponse:
-        text = (await request.json())["text"]
-        response = web.StreamResponse(headers={"Content-Type": self.content_type})
-        await response.prepare(request)
-        await response.write(self.by_text.get(text, OTHER_AUDIO))
-        await response.write_eof()
-        return response
 
 
 Setup = Callable[..., Any]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,7 @@ from tests.streaming.conftest import GREETING, Harness, gateway_config
 from tests.streaming.media import StreamingTwilio, TwilioMediaClient, frames, speech
 
 from voicecall.agent.types import Payload, RunRequest, RunResult
+from voicecall.calls.turns import REPLY_APOLOGY
 from voicecall.config import VoicecallConfig
 from voicecall.gateway import Gateway
 from voicecall.streaming.speaker import APOLOGY
@@ -89,6 +91,24 @@ class FailingLongTts(FakeElevenLabsTts):
         return await super()._stream(request)
 
 
+OTHER_AUDIO = b"\x30" * 160 * 20
+
+
+@dataclass
+class PerTextTts(FakeElevenLabsTts):
+    """An ElevenLabs fake whose audio depends on the text, so frames tell utterances apart."""
+
+    by_text: dict[str, bytes] = field(default_factory=dict)
+
+    async def stream_audio(self, request: web.Request) -> web.StreamResponse:
+        text = (await request.json())["text"]
+        response = web.StreamResponse(headers={"Content-Type": self.content_type})
+        await response.prepare(request)
+        await response.write(self.by_text.get(text, OTHER_AUDIO))
+        await response.write_eof()
+        return response
+
+
 Setup = Callable[..., Any]
 
 
@@ -102,6 +122,7 @@ async def speaking(tmp_path: Any) -> AsyncIterator[Setup]:
         *,
         tts: FakeElevenLabsTts | None = None,
         runner: Any = None,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[Harness, FakeElevenLabsTts]:
         stt = FakeDeepgram(script, api_key="stt-key")
         stt_key = "stt-key"
@@ -126,6 +147,7 @@ async def speaking(tmp_path: Any) -> AsyncIterator[Setup]:
                 }
             },
         }
+        raw.update(extra or {})
         gateway = Gateway(
             VoicecallConfig.model_validate(raw),
             env={"VOICECALL_HOME": str(tmp_path)},
@@ -281,3 +303,75 @@ async def test_tts_failure_is_answered_with_an_apology_and_the_call_goes_on(
     assert user_lines(h, sid) == ["Are you there?"]
     record = h.record(sid)
     assert record.ended_at_ms is None and record.state == "listening"
+    # The transcript says what the caller heard: the apologies, not the unspoken lines.
+    await h.until(lambda: bot_lines(h, sid) == [APOLOGY, APOLOGY])
+    lines = [(e.speaker, e.text) for e in h.record(sid).transcript]
+    assert lines == [("bot", APOLOGY), ("user", "Are you there?"), ("bot", APOLOGY)]
+
+
+class FailingAgent:
+    """An agent runner whose model call fails outright."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    async def run(self, request: RunRequest) -> RunResult:
+        self.runs += 1
+        raise ConnectionError("model endpoint refused the connection")
+
+
+class HangingAgent:
+    """An agent runner whose model never answers (the gateway's timeout must end the run)."""
+
+    def __init__(self) -> None:
+        self.cancelled = asyncio.Event()
+
+    async def run(self, request: RunRequest) -> RunResult:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.cancelled.set()
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("failure", ["error", "timeout"])
+async def test_model_failure_is_answered_with_a_spoken_apology(
+    speaking: Setup, failure: str
+) -> None:
+    """The model fails or times out: the caller hears the apology on the stream, not silence,
+    it is the bot's line, and the conversation goes on with the next caller turn."""
+    runner: Any = FailingAgent() if failure == "error" else HangingAgent()
+    sorry_audio = b"\x55" * 160 * 10
+    h, tts = await speaking(
+        ["What time is it?", "Hello?"],
+        tts=PerTextTts(by_text={REPLY_APOLOGY: sorry_audio}),
+        runner=runner,
+        extra={"responseTimeoutMs": 400},
+    )
+    sid, doc = await h.inbound_call()
+    async with h.media(doc.url) as media:
+        phone = Phone(media)
+        phone.start()
+        await media.start(sid, doc.token)
+        await h.until(lambda: "initialMessage" not in h.record(sid).metadata)
+        first = frames(speech("hello") + SILENCE)
+        await media.play(first)
+        await h.until(lambda: REPLY_APOLOGY in tts_texts(tts))
+        await h.until(lambda: bot_lines(h, sid) == [GREETING, REPLY_APOLOGY])
+        await h.until(lambda: h.record(sid).state == "listening")
+        assert phone.media_frames().count(sorry_audio[:160]) == 10  # heard in full
+        await media.play(frames(speech("hello"), first_chunk=len(first) + 1))
+        await h.until(lambda: tts_texts(tts).count(REPLY_APOLOGY) == 2)
+        await h.until(lambda: bot_lines(h, sid) == [GREETING, REPLY_APOLOGY, REPLY_APOLOGY])
+        await h.until(lambda: h.record(sid).state == "listening")
+        await phone.stop()
+    assert phone.media_frames().count(sorry_audio[:160]) == 20
+    assert user_lines(h, sid) == ["What time is it?", "Hello?"]
+    if isinstance(runner, HangingAgent):
+        assert runner.cancelled.is_set()  # the timed-out run was cancelled, not left running
+    else:
+        assert runner.runs == 2
+    record = h.record(sid)
+    assert record.ended_at_ms is None
+    assert all(t["kind"] != "auto" for t in record.metadata.get("turns", []))
+    assert twiml_updates(h, sid) == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from voicecall.calls import commands as cmd
@@ -179,6 +179,7 @@ class CallBook:
         *,
         waiter_id: str | None = None,
         listen: bool = False,
+        stages: Mapping[str, int] | None = None,
     ) -> list[Command]:
         record = live.record
         out: list[Command] = []
@@ -188,7 +189,7 @@ class CallBook:
         self._set_state(live, CallState.SPEAKING)
         record.add_transcript("bot", text, at_ms=now_ms)
         if kind == "auto":
-            record_auto_turn(record, now_ms)
+            record_auto_turn(record, now_ms, stages)
         op_id = self._op(
             kind,
             record.call_id,
@@ -323,7 +324,9 @@ class CallBook:
             return False
         return record.direction == "inbound" or record.mode == "conversation"
 
-    def _request_reply(self, live: LiveCall, text: str, now_ms: int) -> list[Command]:
+    def _request_reply(
+        self, live: LiveCall, text: str, now_ms: int, *, caller_stopped_at_ms: int | None = None
+    ) -> list[Command]:
         record = live.record
         reply_id = self._new_id()
         live.reply_id = reply_id
@@ -338,5 +341,6 @@ class CallBook:
                 message=text,
                 caller_said_at_ms=now_ms,
                 opening_lines=opening,
+                caller_stopped_at_ms=caller_stopped_at_ms,
             )
         ]

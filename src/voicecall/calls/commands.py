@@ -76,7 +76,8 @@ class PlayTts:
     """Speak ``text`` on the call; report when playback finished (or failed).
 
     ``kind`` says why: ``initial`` (the initial message/greeting), ``speak``, ``turn`` (a
-    `continue` prompt) or ``auto`` (an automatic reply).
+    `continue` prompt), ``auto`` (an automatic reply) or ``apology`` (said instead of an
+    automatic reply the model could not give).
     """
 
     op_id: str
@@ -176,6 +177,7 @@ class RunAutoResponse:
     message: str
     caller_said_at_ms: int
     opening_lines: tuple[str, ...] = field(default=())
+    caller_stopped_at_ms: int | None = None  # end of the caller's speech, when the VAD knows
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,8 @@ class SpeechReceived(_Event):
     transcript: str
     is_final: bool = Field(default=True, alias="isFinal")
     confidence: float | None = None
+    # When the caller stopped talking (epoch ms; from the media stream's VAD, if it knows).
+    speech_ended_at_ms: int | None = Field(default=None, alias="speechEndedAt")
 
 
 class SilenceDetected(_Event):

@@ -7,6 +7,7 @@ record persisted. Caller speech completes a `continue` turn or asks the agent fo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from voicecall.calls import commands as cmd
@@ -33,6 +34,7 @@ from voicecall.calls.policy import inbound_allowed
 from voicecall.calls.record import CallRecord
 from voicecall.calls.session_keys import session_key_for_call
 from voicecall.calls.state import CallState, EndReason
+from voicecall.calls.turns import REPLY_APOLOGY, insert_bot_line, record_interrupted_turn
 
 __all__ = ["DTMF_COLLECT_MS", "EventIntake"]
 
@@ -363,7 +365,8 @@ class EventIntake(CallBook):
         if turn is not None and (turn.listen_started_at_ms is not None or event.turn_token):
             return out + self._complete_turn(live, turn, text, now_ms)
         if turn is None and self._auto_responds(record):
-            out.extend(self._request_reply(live, text, now_ms))
+            stopped = event.speech_ended_at_ms
+            out.extend(self._request_reply(live, text, now_ms, caller_stopped_at_ms=stopped))
         return out
 
     def _on_dtmf(self, live: LiveCall, event: DtmfReceived, now_ms: int) -> list[Command]:
@@ -378,18 +381,61 @@ class EventIntake(CallBook):
         return [cmd.StartTimer(record.call_id, TimerKind.DTMF_COLLECT, due)]
 
     def auto_reply_ready(
-        self, call_id: str, reply_id: str, spoken: str, *, now_ms: int, error: str | None = None
+        self,
+        call_id: str,
+        reply_id: str,
+        spoken: str,
+        *,
+        now_ms: int,
+        error: str | None = None,
+        stages: Mapping[str, int] | None = None,
+        apologize: bool = True,
     ) -> list[Command]:
-        """The agent's reply to a caller turn; stale or empty replies are not spoken."""
+        """The agent's reply to a caller turn; stale or empty replies are not spoken.
+
+        A failed or timed-out run is answered with :data:`REPLY_APOLOGY` (unless
+        ``apologize`` is False: no runner is configured) so the caller hears something instead
+        of silence, and the call keeps listening. ``stages``: the turn's early stamps
+        (``callerStoppedAt``, ``firstTokenAt``) for ``metadata.turns``.
+        """
         live = self._active.get(call_id)
         if live is None or live.reply_id != reply_id:
             return [cmd.LogMessage("info", "discarding superseded automatic reply")]
         live.reply_id = None
-        if error is not None:
-            return [cmd.LogMessage("warning", f"auto-response failed for {call_id}: {error}")]
-        if not spoken.strip() or not live.record.provider_call_id:
+        if not live.record.provider_call_id:
             return []
-        return self._play(live, spoken, "auto", now_ms, listen=True)
+        if error is not None:
+            failed = cmd.LogMessage("warning", f"auto-response failed for {call_id}: {error}")
+            if not apologize:
+                return [failed]
+            return [failed, *self._play(live, REPLY_APOLOGY, "apology", now_ms, listen=True)]
+        if not spoken.strip():
+            return []
+        return self._play(live, spoken, "auto", now_ms, listen=True, stages=stages)
+
+    def reply_interrupted(
+        self,
+        call_id: str,
+        heard_text: str,
+        *,
+        started_at_ms: int,
+        stamps: Mapping[str, int],
+        now_ms: int,
+    ) -> list[Command]:
+        """A reply spoken while the model still wrote it was cut off by caller speech.
+
+        What the caller heard of it becomes the bot's line (placed before the caller's
+        interruption), and its turn is counted with its stages and ``interrupted: true``.
+        """
+        live = self._active.get(call_id)
+        if live is None:
+            return []
+        record = live.record
+        first_frame = stamps.get("firstFrameAt")
+        if heard_text:
+            insert_bot_line(record, heard_text, first_frame or now_ms)
+        record_interrupted_turn(record, started_at_ms, stamps, now_ms)
+        return [self._persist(record)]
 
 
 def _add_recording(record: CallRecord, event: RecordingReady) -> None:

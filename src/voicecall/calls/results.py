@@ -18,7 +18,7 @@ from voicecall.calls.turns import amend_auto_turn, cut_bot_line
 
 __all__ = ["CarrierResults"]
 
-_PLAY_KINDS = frozenset({"initial", "speak", "turn", "auto"})
+_PLAY_KINDS = frozenset({"initial", "speak", "turn", "auto", "apology"})
 
 
 class CarrierResults(CallBook):
@@ -35,12 +35,14 @@ class CarrierResults(CallBook):
         terminal: bool | None = None,
         heard_text: str | None = None,
         timings: Mapping[str, int] | None = None,
+        apology: str | None = None,
     ) -> list[Command]:
         """A carrier command finished; ``error`` is its failure text, ``gone`` a 404 hangup.
 
         Playback on a media stream also reports ``heard_text`` (what the caller heard before a
         barge-in cut it off; the bot's line is cut to it) and ``timings`` (epoch-ms stage
-        stamps ``firstAudioAt``/``firstFrameAt``; an automatic reply's turn is timed by them).
+        stamps ``firstAudioAt``/``firstFrameAt``; an automatic reply's turn is timed by them)
+        and ``apology``: what the caller heard of the apology played after its TTS failed.
         """
         op = self._ops.pop(op_id, None)
         if op is None:
@@ -52,6 +54,8 @@ class CarrierResults(CallBook):
                 cut_bot_line(record, op.transcript_index, op.text, heard_text)
             if timings and op.kind == "auto":
                 amend_auto_turn(record, timings)
+            if apology:
+                record.add_transcript("bot", apology, at_ms=now_ms)
         handler = getattr(self, f"_done_{op.kind.replace('-', '_')}")
         result: list[Command] = handler(
             op,
@@ -226,3 +230,4 @@ class CarrierResults(CallBook):
     _done_turn = _done_play
     _done_initial = _done_play
     _done_auto = _done_play
+    _done_apology = _done_play

@@ -9,6 +9,7 @@ from typing import Any
 from voicecall.calls.record import CallRecord
 
 __all__ = [
+    "MOCK_STREAM_URL_KEY",
     "STATUS_FIELDS",
     "call_status_payload",
     "iso_from_epoch_ms",
@@ -31,10 +32,30 @@ STATUS_FIELDS = (
     "endReason",
 )
 
+#: The ``metadata`` key where the mock carrier keeps the media-stream URL it minted at
+#: ``call.answered`` (SPEC §3.6); reported as ``streamUrl`` for live mock calls only.
+MOCK_STREAM_URL_KEY = "streamUrl"
+
 
 def status_of_json(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The status payload of a persisted (camelCase) record; unset fields are omitted."""
-    return {name: data[name] for name in STATUS_FIELDS if data.get(name) is not None}
+    """The status payload of a persisted (camelCase) record; unset fields are omitted.
+
+    A live mock call with a minted media stream also reports its ``streamUrl`` (SPEC §3.6),
+    after the §10.3 fields; no other carrier, and no ended call, ever does.
+    """
+    payload = {name: data[name] for name in STATUS_FIELDS if data.get(name) is not None}
+    stream_url = _mock_stream_url(data)
+    if stream_url is not None:
+        payload["streamUrl"] = stream_url
+    return payload
+
+
+def _mock_stream_url(data: Mapping[str, Any]) -> str | None:
+    if data.get("provider") != "mock" or data.get("endedAt") is not None:
+        return None
+    metadata = data.get("metadata")
+    url = metadata.get(MOCK_STREAM_URL_KEY) if isinstance(metadata, Mapping) else None
+    return url if isinstance(url, str) and url else None
 
 
 def call_status_payload(record: CallRecord) -> dict[str, Any]:

@@ -523,15 +523,21 @@ class CallRuntime:
         spoken, error = "", None
         if record is None:
             return
+        call_id = command.call_id
+        cancelled = False
+        stages: dict[str, int] = {}
+        if command.caller_stopped_at_ms is not None:
+            stages["callerStoppedAt"] = command.caller_stopped_at_ms
         if self._runner is None:
             error = "no agent runner configured"
         else:
-            call_id = command.call_id
             request = build_run_request(self._config, record, command, now_ms=self._clock_ms())
             streamed = self._start_sentence_reply(call_id)
             if streamed is not None:
-                request = dataclasses.replace(request, on_text_delta=streamed.feed)
                 self._sentence_replies[call_id] = streamed
+            request = dataclasses.replace(
+                request, on_text_delta=self._delta_sink(stages, streamed)
+            )
             # A newer caller turn supersedes this reply: its run is cancelled, not just ignored.
             older = self._replies.pop(call_id, None)
             if older is not None and not older.done():
@@ -548,8 +554,10 @@ class CallRuntime:
                     reply.cancel()
                 if streamed is not None and self._sentence_replies.get(call_id) is streamed:
                     del self._sentence_replies[call_id]
+            stages.setdefault("firstTokenAt", self._clock_ms())  # a runner that never streamed
             if reply.cancelled():
                 request.cancel.set()
+                cancelled = True
                 error = "cancelled by caller speech"
             elif isinstance(reply.exception(), TimeoutError):
                 error = f"timed out after {request.timeout_ms} ms"
@@ -559,17 +567,58 @@ class CallRuntime:
                 spoken = reply.result()
             if streamed is not None and reply.cancelled():
                 streamed.cancel()
+                if streamed.started:
+                    await self._record_interrupted(command, streamed, stages)
             elif streamed is not None:
                 spoken, error = self._settle_sentence_reply(call_id, streamed, spoken, error)
+        apologize = self._runner is not None and not cancelled
         await self._step(
-            command.call_id,
+            call_id,
             lambda now: self._manager.auto_reply_ready(
-                command.call_id, command.reply_id, spoken, now_ms=now, error=error
+                call_id,
+                command.reply_id,
+                spoken,
+                now_ms=now,
+                error=error,
+                stages=stages,
+                apologize=apologize,
             ),
         )
-        leftover = self._finished_replies.pop(command.call_id, None)
+        leftover = self._finished_replies.pop(call_id, None)
         if leftover is not None:  # the manager discarded the reply as stale
             leftover.cancel()
+
+    def _delta_sink(
+        self, stages: dict[str, int], streamed: SentenceReply | None
+    ) -> Callable[[str], None]:
+        """The runner's text-delta hook: stamps the first token, feeds sentence streaming."""
+        clock_ms = self._clock_ms
+
+        def on_delta(delta: str) -> None:
+            if delta and "firstTokenAt" not in stages:
+                stages["firstTokenAt"] = clock_ms()
+            if streamed is not None:
+                streamed.feed(delta)
+
+        return on_delta
+
+    async def _record_interrupted(
+        self, command: cmd.RunAutoResponse, streamed: SentenceReply, stages: dict[str, int]
+    ) -> None:
+        """The caller cut off a reply still being written: record what they heard of it."""
+        spoken = await streamed.outcome()
+        heard = spoken.text_heard(streamed.text)
+        stamps = {**stages, **spoken.timings}
+        await self._step(
+            command.call_id,
+            lambda now: self._manager.reply_interrupted(
+                command.call_id,
+                heard,
+                started_at_ms=command.caller_said_at_ms,
+                stamps=stamps,
+                now_ms=now,
+            ),
+        )
 
     def _settle_sentence_reply(
         self, call_id: str, streamed: SentenceReply, spoken: str, error: str | None
@@ -600,6 +649,8 @@ def _outcome(spoken: Spoken) -> dict[str, Any]:
         outcome["error"] = spoken.error
     if spoken.heard_text is not None:
         outcome["heard_text"] = spoken.heard_text
+    if spoken.apology is not None:
+        outcome["apology"] = spoken.apology
     return outcome
 
 

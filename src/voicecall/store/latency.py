@@ -19,11 +19,21 @@ _SERIES_LABELS = {
     "listenWait": "listen wait",
     "responseLatency": "response latency",
 }
-# Auto-turn stages (§10.2 stamps): name -> (from stamp, to stamp, table label).
+# Auto-turn stages (§10.2 stamps): name -> (from stamp, to stamp, table label), in the order of
+# a turn: the caller stops (VAD), the final transcript arrives (startedAt), the model's first
+# text, the whole reply, the first synthesized audio, the first frame sent to the carrier.
 _STAGES = {
+    "callerStoppedToTranscriptMs": ("callerStoppedAt", "startedAt", "caller stopped to transcript"),
+    "transcriptToFirstTokenMs": ("startedAt", "firstTokenAt", "transcript to first token"),
     "transcriptToReplyMs": ("startedAt", "replyAt", "transcript to reply"),
+    "firstTokenToFirstAudioMs": ("firstTokenAt", "firstAudioAt", "first token to first audio"),
     "replyToFirstAudioMs": ("replyAt", "firstAudioAt", "reply to first audio"),
     "firstAudioToFirstFrameMs": ("firstAudioAt", "firstFrameAt", "first audio to first frame"),
+    "callerStoppedToFirstFrameMs": (
+        "callerStoppedAt",
+        "firstFrameAt",
+        "caller stopped to first frame",
+    ),
 }
 _STAT_KEYS = ("count", "minMs", "maxMs", "avgMs", "p50Ms", "p90Ms", "p95Ms", "p99Ms")
 
@@ -124,11 +134,15 @@ class _Samples:
 
 
 def _collect_stages(stages: dict[str, list[float | int]], turn: Mapping[str, Any]) -> None:
-    """Add each stage of an auto turn whose two stamps are both finite numbers."""
+    """Add each stage of an auto turn whose two stamps are finite numbers in order.
+
+    Stamps out of order mean the stage did not happen that way: a reply spoken sentence by
+    sentence has audio before the whole reply, so it adds no "reply to first audio" sample.
+    """
     for name, (start_key, end_key, _label) in _STAGES.items():
         start = _finite(turn.get(start_key))
         end = _finite(turn.get(end_key))
-        if start is not None and end is not None:
+        if start is not None and end is not None and end >= start:
             stages[name].append(end - start)
 
 

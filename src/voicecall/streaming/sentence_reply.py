@@ -76,15 +76,18 @@ class SentenceReply:
         heard: list[str] = []
         timings: dict[str, int] = {}
         error: str | None = self._refused.error if self._refused else None
+        apology: str | None = None
         cut = False
         for index, utterance in enumerate(self._started):
             spoken = await self._speaker.settle(utterance, apologize=error is None)
             if index == 0:
                 timings = spoken.timings
+            apology = apology or spoken.apology
             if cut:
                 continue
             if spoken.error is not None:
                 error = error or spoken.error
+                heard.append(spoken.heard_text or "")
                 cut = True
             elif spoken.heard_text is not None:
                 heard.append(spoken.heard_text)
@@ -94,7 +97,7 @@ class SentenceReply:
         heard_text = " ".join(part for part in heard if part)
         if error is None and heard_text == self.text:
             return Spoken(timings=timings)
-        return Spoken(error=error, heard_text=heard_text, timings=timings)
+        return Spoken(error=error, heard_text=heard_text, timings=timings, apology=apology)
 
     def _say(self, sentences: list[str]) -> None:
         self._said += sentences

@@ -106,6 +106,7 @@ class CallStream:
         self._fail = fail
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._final_frame = 0  # VAD frame count at the previous final transcript
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -203,7 +204,7 @@ class CallStream:
             self._talk("transcript.done")
             if event.text.strip():
                 self._caller_spoke("stt-final")
-            self._spawn(self._speech(event.text, is_final=True))
+            self._spawn(self._speech(event.text, is_final=True, ended_at=self._speech_ended_at()))
 
     def _talk(self, kind: str) -> None:
         self._control.talk_event(self.call_id, kind)
@@ -213,12 +214,27 @@ class CallStream:
         if message:
             log.info("call %s: initial message plays on stream %s", self.call_id, self.stream_id)
 
-    async def _speech(self, text: str, *, is_final: bool) -> None:
+    def _speech_ended_at(self) -> int | None:
+        """When the caller's latest utterance ended (epoch ms), by the VAD's last voiced frame.
+
+        Frames arrive in real time, so the end lies ``frames since that frame × frame length``
+        before now (give or take the jitter buffer's two frames). None when the VAD heard no
+        speech since the previous final transcript (a quiet caller: the STT alone heard it).
+        """
+        vad = self.pump.vad
+        last = vad.last_speech_frame
+        if last < self._final_frame:
+            return None
+        self._final_frame = vad.frames
+        return self._clock_ms() - (vad.frames - last - 1) * vad.frame_ms
+
+    async def _speech(self, text: str, *, is_final: bool, ended_at: int | None = None) -> None:
         if not text.strip():
             return
-        await self._control.handle_events(
-            [self._event("call.speech", transcript=text, isFinal=is_final)]
-        )
+        fields: dict[str, Any] = {"transcript": text, "isFinal": is_final}
+        if ended_at is not None:
+            fields["speechEndedAt"] = ended_at
+        await self._control.handle_events([self._event("call.speech", **fields)])
 
     async def _stt_failed(self, message: str) -> None:
         log.error("call %s: transcription failed: %s", self.call_id, message)

@@ -62,8 +62,15 @@ class Spoken:
     """What became of one utterance on a stream."""
 
     error: str | None = None
-    heard_text: str | None = None  # set when a barge-in cut it short
+    heard_text: str | None = None  # set when a barge-in or a failure cut it short
     timings: dict[str, int] = field(default_factory=dict)  # firstAudioAt, firstFrameAt (ms)
+    apology: str | None = None  # what the caller heard of the apology that replaced it
+
+    def text_heard(self, text: str) -> str:
+        """What the caller heard of an utterance saying ``text``."""
+        if self.heard_text is not None:
+            return self.heard_text
+        return "" if self.error is not None else text
 
 
 def _local_provider(env: Mapping[str, str]) -> TtsProvider | None:
@@ -132,9 +139,12 @@ class StreamSpeaker:
             return Spoken(timings=timings)
         if result.status is PlaybackStatus.FAILED or result.error is not None:
             error = result.error or "playback failed"
+            apology: str | None = None
             if apologize and result.frames_sent == 0 and error.startswith(_TTS_FAILURES):
-                self._apologize(playback, utterance.chain)
-            return Spoken(error=error, timings=timings)
+                apology = await self._apologize(playback, utterance.chain)
+            return Spoken(
+                error=error, heard_text=result.heard_text, timings=timings, apology=apology
+            )
         return Spoken(heard_text=result.heard_text, timings=timings)  # barge-in
 
     async def aclose(self) -> None:
@@ -154,12 +164,18 @@ class StreamSpeaker:
         finally:
             await chunks.aclose()
 
-    def _apologize(self, playback: Playback, chain: Synthesizer) -> None:
+    async def _apologize(self, playback: Playback, chain: Synthesizer) -> str | None:
+        """Play the apology; what the caller heard of it (None: it could not be played)."""
         log.warning("telephony TTS failed; the caller hears an apology instead")
         try:
-            playback.enqueue(self._apology_audio(chain), APOLOGY)
+            item = playback.enqueue(self._apology_audio(chain), APOLOGY)
         except PlaybackError as exc:
             log.warning("could not queue the apology: %s", exc)
+            return None
+        result = await item.wait()
+        if result.status in (PlaybackStatus.PLAYED, PlaybackStatus.MARK_TIMEOUT):
+            return APOLOGY
+        return result.heard_text or None
 
     async def _apology_audio(self, chain: Synthesizer) -> AsyncIterator[bytes]:
         synthesizers: list[Synthesizer] = [chain]
