@@ -112,6 +112,11 @@ async def test_first_sentence_is_heard_while_the_model_is_still_writing(streamed
     turn = next(t for t in h.record(sid).metadata["turns"] if t["kind"] == "auto")
     assert turn["startedAt"] <= turn["firstAudioAt"] <= turn["firstFrameAt"] <= turn["replyAt"]
     assert turn["responseMs"] == turn["firstFrameAt"] - turn["startedAt"]
+    # Every stage of the turn is stamped in order: the caller's speech end by the stream's VAD,
+    # the transcript, the model's first token (streamed), first audio, first frame.
+    assert turn["callerStoppedAt"] <= turn["startedAt"] <= turn["firstTokenAt"]
+    assert turn["firstTokenAt"] <= turn["firstAudioAt"]
+    assert "interrupted" not in turn
     assert chat.problems == [] and tts.problems == []
 
 
@@ -129,6 +134,8 @@ async def test_barge_in_during_the_first_sentence_never_plays_the_second(streame
         first = frames(speech("hello") + SILENCE)
         await media.play(first)
         await h.until(lambda: FIRST_AUDIO[:160] in phone.media_frames())
+        marks = phone.kinds().count("mark")
+        await h.until(lambda: phone.kinds().count("mark") >= marks + 2)  # 1 s of it was heard
         await media.play(frames(speech("hello"), first_chunk=len(first) + 1))
         await h.until(lambda: "clear" in phone.kinds())
         await h.until(lambda: user_lines(h, sid) == ["Book a table.", "Wait, stop."])
@@ -141,4 +148,15 @@ async def test_barge_in_during_the_first_sentence_never_plays_the_second(streame
     assert SECOND not in tts_texts(tts)
     after_clear = phone.kinds()[phone.kinds().index("clear") + 1 :]
     assert "media" not in after_clear
-    assert h.record(sid).ended_at_ms is None
+    record = h.record(sid)
+    assert record.ended_at_ms is None
+    # What the caller heard of sentence 1 is the bot's line, before the interruption.
+    lines = [(e.speaker, e.text) for e in record.transcript]
+    heard = lines[2][1]
+    assert lines[:2] == [("bot", GREETING), ("user", "Book a table.")]
+    assert lines[2][0] == "bot" and heard and FIRST.startswith(heard)
+    assert lines[3:] == [("user", "Wait, stop.")]
+    turn = next(t for t in record.metadata["turns"] if t["kind"] == "auto")
+    assert turn["interrupted"] is True
+    assert turn["startedAt"] <= turn["firstTokenAt"] <= turn["firstAudioAt"]
+    assert turn["firstAudioAt"] <= turn["firstFrameAt"] == turn["completedAt"]
