@@ -13,6 +13,7 @@ import pytest
 
 from voicecall.agent import Payload, RunRequest, RunResult
 from voicecall.calls.record import CallRecord
+from voicecall.calls.turns import REPLY_APOLOGY
 from voicecall.carriers.mock.carrier import MockCarrier
 from voicecall.config import VoicecallConfig
 from voicecall.errors import CallError, StoreError
@@ -202,3 +203,37 @@ async def test_stop_rejects_a_waiting_turn_and_refuses_new_work(tmp_path: Path) 
         await turn
     with pytest.raises(CallError, match="voicecall runtime is stopping"):
         await runtime.speak(call_id, "x")
+
+
+class BrokenModelRunner:
+    """An agent whose model endpoint fails every run."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    async def run(self, request: RunRequest) -> RunResult:
+        self.runs += 1
+        raise RuntimeError("upstream model returned 503")
+
+
+async def test_model_failure_without_a_stream_apologizes_with_carrier_speech(
+    tmp_path: Path,
+) -> None:
+    """No media stream: the apology goes out as carrier-native speech, and the call goes on."""
+    cfg = config()
+    carrier = MockCarrier(cfg)
+    runner = BrokenModelRunner()
+    runtime = CallRuntime(
+        cfg, carrier=carrier, store=CallStore(tmp_path / "c.jsonl"), runner=runner
+    )
+    await runtime.start()
+    call_id = (await runtime.initiate(mode="conversation", message="Hello."))["callId"]
+    await until(lambda: REPLY_APOLOGY in [e.text for e in record_of(runtime, call_id).transcript])
+    spoken = [c.args.get("text") for c in carrier.commands if c.name == "playTts"]
+    assert REPLY_APOLOGY in spoken
+    # The callee's next scripted line is still answered: the call keeps going.
+    await until(lambda: runner.runs >= 2)
+    record = record_of(runtime, call_id)
+    assert record.transcript[1].speaker == "user" and record.transcript[2].text == REPLY_APOLOGY
+    await runtime.end_call(call_id)
+    await runtime.stop()
