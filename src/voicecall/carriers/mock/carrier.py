@@ -1,4 +1,26 @@
-"""The offline mock carrier: records every command and plays a simulated callee (SPEC §3.6)."""
+"""The offline mock carrier: records every command and plays a simulated callee (SPEC §3.6).
+
+Media streams. With ``streaming.enabled``, each conversation call (outbound in conversation
+mode, or inbound) gets a media-stream URL once the runtime has processed its ``call.answered``
+(the simulated callee's, or one posted as a mock webhook): ``{streamPath}/{token}`` next to the
+webhook URL carriers are given (SPEC §4.6) — ``publicUrl``/tunnel/Tailscale with ``https`` →
+``wss``, else ``ws://{serve.bind}:{port}`` — with the public path prefix in front, like the real
+carriers' stream URLs. The token is 16 random bytes (base64url) minted once per call, single
+use (the first socket that presents it consumes it) and forgotten when the call ends. The URL
+is kept in the record's ``metadata.streamUrl`` and reported as ``streamUrl`` by
+``voicecall.status`` while the call is live. Frames are Twilio Media Streams frames
+(:mod:`voicecall.carriers.mock.stream`), ``start.callSid`` being the mock ``providerCallId``.
+``realtime.enabled`` alone mints nothing: realtime calls have no stream endpoint yet.
+
+Simulated far end and streams. ``mock.simulate`` keeps playing the callee while streaming is
+on, and the stream is there for an external client (a test, a softphone bridge) to be the
+callee's audio. As on every streaming carrier, a conversation call then speaks its greeting
+only once a stream's transcription is ready; until a stream connects, speech asked of the call
+(``continue``/``speak``) is "heard" as text and listen turns are answered from ``mock.script``
+exactly as with streaming off. While a stream is connected, the stream is the callee: listen
+turns get no scripted line (the caller's words come from the stream's transcription) and bot
+speech goes out on the stream. Ringing, outcomes and ``mock.hangupAfterMs`` are unchanged.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voicecall.calls.events import event_from_dict
+from voicecall.calls.record import CallRecord
+from voicecall.calls.status import MOCK_STREAM_URL_KEY
 from voicecall.carriers.base import (
     CallControl,
     CallStatus,
@@ -23,7 +47,9 @@ from voicecall.carriers.base import (
     WebhookRequest,
 )
 from voicecall.carriers.mock.settings import MockSettings
+from voicecall.carriers.mock.stream import MockStreamProtocol, SingleUseStreamTokens
 from voicecall.carriers.mock.webhook import parse_webhook, verify_request
+from voicecall.config import VoicecallConfig
 from voicecall.errors import CallEndedError, CallError, InvalidParamsError
 
 __all__ = ["MockCall", "MockCarrier", "RecordedCommand"]
@@ -81,6 +107,12 @@ class MockCarrier(Carrier):
         now_ms: Callable[[], int] | None = None,
     ) -> None:
         self.settings = settings if settings is not None else MockSettings.from_config(config)
+        # Media streams need the listener's config (stream path, public URL); plain mappings
+        # and settings-only carriers (unit tests) have none.
+        self._config = config if isinstance(config, VoicecallConfig) else None
+        self._streaming = self._config is not None and bool(self._config.streaming.enabled)
+        if self._streaming:
+            self.stream_tokens = SingleUseStreamTokens()
         self._now_ms = now_ms or (lambda: int(time.time() * 1000))
         self._sink: EventSink | None = None
         self._calls: dict[str, MockCall] = {}
@@ -95,6 +127,10 @@ class MockCarrier(Carrier):
 
     def set_event_sink(self, sink: EventSink) -> None:
         self._sink = sink
+
+    def stream_protocol(self) -> MockStreamProtocol | None:
+        """Twilio Media Streams frames with the token in the path; None with streaming off."""
+        return MockStreamProtocol() if self._streaming else None
 
     async def start(self) -> None:
         self._closed = False
@@ -135,6 +171,8 @@ class MockCarrier(Carrier):
         except InvalidParamsError as exc:
             return WebhookReply(status=400, body=f"Bad Request: {exc}".encode(), replayable=True)
         await control.handle_events(events)
+        for event in events:
+            self._after_event(event, control)
         return WebhookReply()
 
     # -- inspection ------------------------------------------------------------------------
@@ -151,6 +189,12 @@ class MockCarrier(Carrier):
     def commands_for(self, provider_call_id: str) -> list[RecordedCommand]:
         """Recorded commands for one call, oldest first."""
         return [c for c in self.commands if c.provider_call_id == provider_call_id]
+
+    def stream_url(self, provider_call_id: str) -> str | None:
+        """The media-stream URL minted for the call (None: none, or streaming is off)."""
+        record = self.control.find_by_provider_id(provider_call_id) if self.control else None
+        url = record.metadata.get(MOCK_STREAM_URL_KEY) if record is not None else None
+        return url if isinstance(url, str) else None
 
     def pending_timer_count(self) -> int:
         """How many simulated actions are scheduled (calls' timers plus playbacks)."""
@@ -248,6 +292,8 @@ class MockCarrier(Carrier):
         call = self._calls.get(provider_call_id)
         if call is None or call.ended or not call.answered or not self.settings.simulate:
             return
+        if self._stream_connected(provider_call_id):
+            return  # the stream's client is the callee; its words come from transcription
         call.listening = True
         call.turn_token = turn_token
         if call.script_index < len(self.settings.script):
@@ -323,11 +369,76 @@ class MockCarrier(Carrier):
         call.listening = False
         call.status = reason
         self._cancel_timers(call)
+        if self.stream_tokens is not None:
+            self.stream_tokens.forget(call.provider_call_id)
         for future, (provider_call_id, _) in list(self._playbacks.items()):
             if provider_call_id == call.provider_call_id:
                 self._finish_playback(future)
         if emit:
             self._emit(call, "call.ended", {"reason": reason})
+
+    # -- media streams (SPEC §3.6, §5.1) ---------------------------------------------------
+
+    def _after_event(self, event: dict[str, Any], control: CallControl | None) -> None:
+        """What the carrier does once the runtime has processed one of its call's events."""
+        if not self._streaming or control is None:
+            return
+        kind = event.get("type")
+        if kind == "call.answered":
+            self._open_stream(event, control)
+        elif kind == "call.ended" and self.stream_tokens is not None:
+            record = self._record_of(event, control)
+            if record is not None and record.provider_call_id:
+                self.stream_tokens.forget(record.provider_call_id)
+
+    @staticmethod
+    def _record_of(event: dict[str, Any], control: CallControl) -> CallRecord | None:
+        call_id, pcid = event.get("callId"), event.get("providerCallId")
+        record = control.get_record(call_id) if isinstance(call_id, str) and call_id else None
+        if record is None and isinstance(pcid, str) and pcid:
+            record = control.find_by_provider_id(pcid)
+        return record
+
+    def _open_stream(self, event: dict[str, Any], control: CallControl) -> None:
+        """Mint the answered call's stream token and publish its URL (once per call)."""
+        record = self._record_of(event, control)
+        tokens = self.stream_tokens
+        if record is None or tokens is None or record.ended_at_ms is not None:
+            return
+        pcid = record.provider_call_id
+        conversation = record.direction == "inbound" or record.mode == "conversation"
+        if not pcid or not conversation or MOCK_STREAM_URL_KEY in record.metadata:
+            return
+        base = self._stream_base_url()
+        if base is None:
+            return
+        record.metadata[MOCK_STREAM_URL_KEY] = f"{base}/{tokens.mint(pcid)}"
+        logger.info("mock call %s: media stream URL minted", record.call_id)
+
+    def _stream_base_url(self) -> str | None:
+        """``ws(s)://host{prefix}{streamPath}`` next to the webhook URL carriers are given."""
+        from voicecall.exposure.webhook_url import (
+            public_path_prefix,
+            public_route_url,
+            resolve_webhook_url,
+        )
+
+        config = self._config
+        if config is None:
+            return None
+        webhook_url = self.context.webhook_url or resolve_webhook_url(config)
+        return public_route_url(
+            webhook_url,
+            config.streaming.stream_path.rstrip("/"),
+            prefix=public_path_prefix(config),
+            websocket=True,
+        )
+
+    def _stream_connected(self, provider_call_id: str) -> bool:
+        control = self.control
+        record = control.find_by_provider_id(provider_call_id) if control is not None else None
+        view = control.call_view(record.call_id) if control and record else None
+        return view is not None and view.stream_connected
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -391,6 +502,7 @@ class MockCarrier(Carrier):
             try:
                 if self._sink is not None:
                     await self._sink(event)
+                    self._after_event(event, self.control)
             except Exception:
                 logger.exception("mock carrier: event sink failed on %s", event["type"])
             finally:
