@@ -535,9 +535,7 @@ class CallRuntime:
             streamed = self._start_sentence_reply(call_id)
             if streamed is not None:
                 self._sentence_replies[call_id] = streamed
-            request = dataclasses.replace(
-                request, on_text_delta=self._delta_sink(stages, streamed)
-            )
+            request = dataclasses.replace(request, on_text_delta=self._delta_sink(stages, streamed))
             # A newer caller turn supersedes this reply: its run is cancelled, not just ignored.
             older = self._replies.pop(call_id, None)
             if older is not None and not older.done():

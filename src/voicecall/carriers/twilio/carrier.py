@@ -320,6 +320,9 @@ class TwilioCarrier(Carrier):
         if hook.flow == "keepalive":
             view = control.call_view(call_id) if call_id else None
             if view is not None and call_id in self._holding:
+                stream_doc = self._stream_doc(view, request)
+                if stream_doc is not None:
+                    return _xml(stream_doc)
                 return _xml(await self._classic_doc(view, control, request.received_at_ms))
             return _xml(self._idle_doc(view))
         inbound = hook.direction == "inbound"
@@ -361,6 +364,15 @@ class TwilioCarrier(Carrier):
             return _xml(stream_doc)
         return _xml(await self._classic_doc(view, control, request.received_at_ms))
 
+    def _hold_for_verdict(self, view: CallView, now_ms: int) -> str | None:
+        """T-KEEPALIVE while the AMD verdict is pending (the opening waits for it), else None."""
+        call_id = view.record.call_id
+        if self._voicemail_pending(view, now_ms):
+            self._holding.add(call_id)
+            return twiml.keepalive(self._keepalive_url(call_id))
+        self._holding.discard(call_id)
+        return None
+
     # -- decisions -------------------------------------------------------------------------------
 
     def _idle_doc(self, view: CallView | None) -> str:
@@ -376,10 +388,9 @@ class TwilioCarrier(Carrier):
     async def _classic_doc(self, view: CallView, control: CallControl, now_ms: int) -> str:
         record = view.record
         call_id = record.call_id
-        if self._voicemail_pending(view, now_ms):
-            self._holding.add(call_id)
-            return twiml.keepalive(self._keepalive_url(call_id))
-        self._holding.discard(call_id)
+        hold = self._hold_for_verdict(view, now_ms)
+        if hold is not None:
+            return hold
         message = await control.claim_initial_message(call_id)
         if message:
             if record.mode == "notify" and record.direction == "outbound":
@@ -389,7 +400,12 @@ class TwilioCarrier(Carrier):
         return self._idle_doc(control.call_view(call_id) or view)
 
     def _stream_doc(self, view: CallView, request: WebhookRequest) -> str | None:
-        """T-STREAM with a freshly minted token, when streaming applies to this call."""
+        """T-STREAM with a freshly minted token, when streaming applies to this call.
+
+        While an outbound call's answering-machine verdict is pending it is held (T-KEEPALIVE)
+        instead: a machine never gets the stream, so ``leave-message`` speaks the message with
+        carrier speech and hangs up; a human verdict redirects here and gets the stream.
+        """
         from voicecall.exposure.webhook_url import public_path_prefix, public_route_url
 
         record = view.record
@@ -397,6 +413,9 @@ class TwilioCarrier(Carrier):
         pcid = record.provider_call_id
         if not self._config.streaming.enabled or not conversation or not pcid:
             return None
+        hold = self._hold_for_verdict(view, request.received_at_ms)
+        if hold is not None:
+            return hold
         url = public_route_url(
             self.webhook_url,
             self._config.streaming.stream_path,
