@@ -206,13 +206,37 @@ async def test_silence_keeps_the_stream_fed_while_synthesis_lags() -> None:
     audio = _audio(4)
     item = playback.enqueue(_gated(b"", gate, audio), "slow")
     await clock.advance(10 * FRAME_S)
-    assert sink.media() == [SILENCE_FRAME] * (10 + LEAD_FRAMES + 1)
+    # One silence frame at once and one per 20 ms, just in time: no silence queued ahead.
+    assert sink.media() == [SILENCE_FRAME] * 11
+    assert abs(playback.next_due - (clock.now + FRAME_S)) < 1e-9
     gate.set()
+    await clock.advance(0)  # audio arrived between ticks: it goes out now, with the lead
+    assert b"".join(sink.media()[11:]) == audio[: LEAD_FRAMES * FRAME_BYTES]
     await clock.advance(10 * FRAME_S)
     assert b"".join(sink.media()[-4:]) == audio
     playback.on_mark(item.item_id)
     result = item.result()
     assert result.status is PlaybackStatus.PLAYED and result.frames_sent == 4
+
+
+async def test_first_audio_plays_after_at_most_one_queued_silence_frame() -> None:
+    """When synthesis is slow the caller hears its first audio within one frame slot of its
+    arrival: only silence already due was sent, so nothing stands ahead of it (with a silence
+    lead the wait would be up to LEAD_FRAMES more frames)."""
+    for arrival in (0.005, 0.013, 0.0199, 0.137):
+        sink, clock = Sink(), VirtualClock()
+        playback = _engine(sink, clock)
+        gate = asyncio.Event()
+        start = clock.now
+        playback.enqueue(_gated(b"", gate, _audio(10)), "slow")
+        await clock.advance(arrival)
+        silence = len(sink.media())
+        gate.set()
+        await clock.advance(0)
+        # Frame k plays at start + k × 20 ms: the first audio frame is frame `silence`.
+        plays_at = start + silence * FRAME_S
+        assert sink.media()[silence] != SILENCE_FRAME
+        assert 0 <= plays_at - clock.now <= FRAME_S + 1e-9
 
 
 async def test_a_synthesis_stall_mid_item_is_filled_without_dropping_the_schedule() -> None:

@@ -8,7 +8,9 @@ says) play in FIFO order. Rules of the engine:
   keep-alive (no Task or Future per frame). A loop stall longer than ``MAX_LATE_S`` re-anchors
   the schedule instead of bursting the backlog.
 - While the playing item has no audio yet (or synthesis stalls mid-item), a silence frame
-  (160 × ``0xFF``) goes out on every tick so the carrier's buffer never runs dry.
+  (160 × ``0xFF``) goes out on every tick so the carrier's buffer never runs dry. Silence goes
+  out just in time (no lead): when audio arrives the engine wakes at once and sends it with the
+  lead, so the caller hears it after at most one queued silence frame, not after the lead.
 - Every ``progress_mark_frames`` audio frames a progress mark ``<item id>#<frames>`` is sent,
   and after the item's last frame the mark ``<item id>``. The carrier echoes marks once the
   audio before them has played: that is what the caller heard (:attr:`PlaybackResult.frames_heard`).
@@ -312,7 +314,15 @@ class Playback:
 
     def _frame_at(self) -> float:
         """When the next frame must be written (its play time minus the lead)."""
-        return self._due - self.lead_s
+        return self._due - self._lead()
+
+    def _lead(self) -> float:
+        """The lead now: none while the playing item waits for audio (silence just in time)."""
+        if self._queue:
+            head = self._queue[0]
+            if len(head._buffer) < FRAME_BYTES and not head._source_done:
+                return 0.0
+        return self.lead_s
 
     def _reschedule(self, now: float) -> None:
         when: float | None = None
@@ -343,8 +353,7 @@ class Playback:
         if self._due < now - MAX_LATE_S:
             self._due = now  # the loop stalled: resume on a fresh schedule, do not burst
             self.reanchors += 1
-        horizon = now + self.lead_s
-        while self._queue and self._due <= horizon:
+        while self._queue and self._due <= now + self._lead():
             if not self._send_next(now):
                 break
             self._due += FRAME_S
@@ -453,7 +462,10 @@ class Playback:
     async def _read(self, item: PlaybackItem) -> None:
         try:
             async for chunk in item._source:
+                starving = len(item._buffer) < FRAME_BYTES
                 item._buffer += chunk
+                if starving and self._queue and self._queue[0] is item and not self._closed:
+                    self._reschedule(self._clock.time())  # audio arrived: send it now
         except asyncio.CancelledError:
             item._source_done = True
             raise
