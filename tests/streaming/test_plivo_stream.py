@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.fakes.plivo import FakeCall, FakePlivo
+from tests.fakes.plivo import FakeCall, FakePlivo, PlivoAudioStream
 from tests.fakes.stt_common import API_KEY, FakeSttServer
 from tests.fakes.stt_deepgram import FakeDeepgram
 from tests.streaming.conftest import streaming_config
@@ -18,6 +18,7 @@ from tests.streaming.conftest import streaming_config
 from voicecall.calls.record import CallRecord
 from voicecall.config import VoicecallConfig
 from voicecall.gateway import Gateway
+from voicecall.media import Resampler, ulaw_to_pcm16
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FROM = "+15550001000"
@@ -144,3 +145,56 @@ async def test_a_reconnect_within_the_grace_keeps_the_call(harness: PlivoHarness
         await harness.until(lambda: user_lines(harness.record(call)) == [UTTERANCE])
         assert harness.record(call).ended_at_ms is None
     assert call.status == "in-progress" and call.rest_hangups == 0
+
+
+async def _stream_paced(
+    media: PlivoAudioStream, audio: bytes, chunk_bytes: int, chunk_s: float
+) -> None:
+    """``audio`` in ``chunk_bytes`` chunks at real-time pace (``chunk_s`` each), last one short."""
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    for offset in range(0, len(audio), chunk_bytes):
+        await media.media(audio[offset : offset + chunk_bytes])
+        due += chunk_s
+        await asyncio.sleep(max(0.0, due - loop.time()))
+
+
+@pytest.mark.parametrize("chunk_bytes", [320, 80], ids=["40ms", "10ms"])
+async def test_speech_in_chunks_other_than_20ms_becomes_the_transcript(
+    harness: PlivoHarness, chunk_bytes: int
+) -> None:
+    """Plivo's chunk size is unverified: 40 or 10 ms chunks reach STT unchanged, in order."""
+    clip = (DATA / "hello.ulaw").read_bytes()  # 165 frames and 89 bytes
+    call = harness.dial_in()
+    await harness.plivo.stream_of(call)
+    async with harness.plivo.audio_stream(call, session=harness.session) as media:
+        await media.start()
+        await _stream_paced(media, clip, chunk_bytes, chunk_bytes / 8000)
+        await harness.until(lambda: user_lines(harness.record(call)) == [UTTERANCE])
+        heard = harness.stt.audio
+        assert heard and heard == clip[: len(heard)]  # a prefix, byte for byte
+    # the close drains the partial frame the pump still held: nothing of the caller is lost
+    await harness.until(lambda: harness.stt.audio == clip)
+    assert not harness.stt.problems
+
+
+async def test_l16_16khz_speech_becomes_the_transcript(harness: PlivoHarness) -> None:
+    """A ``<Stream contentType="audio/x-l16;rate=16000">`` stream is heard as µ-law 8 kHz."""
+    clip = (DATA / "hello.ulaw").read_bytes()
+    upsampler = Resampler(8000, 16000)
+    pcm = upsampler.process(ulaw_to_pcm16(clip)) + upsampler.flush()
+    call = harness.dial_in()
+    await harness.plivo.stream_of(call)
+    async with harness.plivo.audio_stream(call, session=harness.session) as media:
+        start = {
+            "callId": media.call_uuid,
+            "streamId": media.stream_id,
+            "accountId": media.account_id,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": 16000},
+        }
+        await media.send({"event": "start", "start": start})
+        await _stream_paced(media, pcm, 640, 0.02)
+        await harness.until(lambda: user_lines(harness.record(call)) == [UTTERANCE])
+    await harness.until(lambda: len(harness.stt.audio) == len(clip))  # one µ-law byte per sample
+    assert not harness.stt.problems

@@ -6,6 +6,13 @@ string), ``dtmf``, ``playedStream`` (our checkpoint played), ``clearedAudio`` (o
 The token rides in the URL path, not in ``start``. Plivo sends no ``stop`` per its SDK (the
 socket simply closes); one is accepted anyway. Outbound: ``playAudio`` (µ-law 8 kHz),
 ``checkpoint`` (our mark) and ``clearAudio`` with the ``streamId`` of ``start``.
+
+Inbound audio follows the ``<Stream contentType>`` (§3), which ``start.mediaFormat`` announces:
+``audio/x-mulaw`` 8 kHz (what our answer XML asks for) or ``audio/x-l16`` (PCM16 LE) at 8 or
+16 kHz. The protocol keeps it as :attr:`~PlivoStreamProtocol.inbound_encoding` /
+:attr:`~PlivoStreamProtocol.inbound_rate_hz` in the pipeline's vocabulary (``ulaw``, ``pcm16``;
+anything else verbatim) for the inbound pump, which converts or refuses it. A ``start`` whose
+``mediaFormat`` is odd is still a valid start: the pump names the format and drops its audio.
 """
 
 from __future__ import annotations
@@ -33,6 +40,16 @@ from voicecall.carriers.media_stream import (
 
 __all__ = ["AudioCleared", "PlivoStreamProtocol"]
 
+# ``start.mediaFormat.encoding`` spellings -> the pipeline's encoding names.
+_ENCODINGS = {
+    "audio/x-mulaw": "ulaw",
+    "audio/mulaw": "ulaw",
+    "audio/pcmu": "ulaw",
+    "audio/x-l16": "pcm16",
+    "audio/l16": "pcm16",
+}
+_DEFAULT_FORMAT = ("ulaw", 8000)  # no mediaFormat: what our <Stream contentType> asks for
+
 _STOPPED = StreamStopped()
 _MEDIA_PREFIX = (
     '{"event":"playAudio","media":{"contentType":"audio/x-mulaw","sampleRate":8000,"payload":"'
@@ -56,10 +73,21 @@ class PlivoStreamProtocol:
     carrier = "plivo"
     token_in_path = True
 
-    __slots__ = ("_chunks", "_clear", "_mark_prefix", "stream_id")
+    __slots__ = (
+        "_chunks",
+        "_clear",
+        "_mark_prefix",
+        "inbound_encoding",
+        "inbound_rate_hz",
+        "stream_id",
+    )
 
     def __init__(self) -> None:
         self.stream_id: str | None = None
+        #: Inbound audio as ``start.mediaFormat`` announced it: ``ulaw`` or ``pcm16`` (PCM16 LE),
+        #: or the announced encoding verbatim when it is neither; and its sample rate (0: none
+        #: readable). µ-law 8 kHz until a ``start`` says otherwise.
+        self.inbound_encoding, self.inbound_rate_hz = _DEFAULT_FORMAT
         self._chunks = 0  # our own numbering for media frames that carry no ``chunk``
         self._set_stream_id("")
 
@@ -103,6 +131,7 @@ class PlivoStreamProtocol:
         stream_id = str_field(start.get("streamId") or message.get("streamId"), "start", "streamId")
         self.stream_id = stream_id
         self._set_stream_id(stream_id)
+        self.inbound_encoding, self.inbound_rate_hz = _media_format(start.get("mediaFormat"))
         return StreamStarted(stream_id=stream_id, provider_call_id=optional_id(start.get("callId")))
 
     # -- outbound ------------------------------------------------------------------------------
@@ -118,3 +147,33 @@ class PlivoStreamProtocol:
     def build_clear(self) -> str:
         """``{"event":"clearAudio","streamId":S}`` (Plivo answers ``clearedAudio``)."""
         return self._clear
+
+
+def _media_format(raw: Any) -> tuple[str, int]:
+    """``start.mediaFormat`` as (encoding, sample rate Hz); never raises.
+
+    ``{"encoding": "audio/x-l16", "sampleRate": 16000}`` -> ``("pcm16", 16000)``. A rate given
+    only as a ``;rate=`` parameter of the encoding (the ``contentType`` spelling) is read from
+    there; an unreadable rate is 0, an unknown encoding is kept as announced (trimmed), and a
+    ``mediaFormat`` that is not an object is named as such.
+    """
+    if raw is None:
+        return _DEFAULT_FORMAT
+    if type(raw) is not dict:
+        return f"mediaFormat {str(raw)[:40]!r}", 0
+    encoding = raw.get("encoding")
+    if type(encoding) is not str:
+        return ("(no encoding)" if encoding is None else f"encoding {str(encoding)[:40]!r}"), 0
+    mime, _, params = encoding.strip().lower().partition(";")
+    mime = mime.strip()
+    rate_text: Any = raw.get("sampleRate")
+    if rate_text is None:
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip() == "rate":
+                rate_text = value.strip()
+    try:
+        rate = 0 if type(rate_text) is bool else int(rate_text or 0)
+    except (TypeError, ValueError, OverflowError):
+        rate = 0
+    return _ENCODINGS.get(mime, mime[:40] or "(empty encoding)"), max(rate, 0)
