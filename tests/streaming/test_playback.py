@@ -22,6 +22,7 @@ from voicecall.streaming.playback import (
     LEAD_FRAMES,
     MARK_GRACE_S,
     SILENCE_FRAME,
+    LoopClock,
     Playback,
     PlaybackQueueFull,
     PlaybackStatus,
@@ -407,3 +408,24 @@ async def test_twilio_media_socket_receives_clear_and_no_more_frames_after_it(
         assert after[-1]["mark"]["name"] == follow.item_id
         assert (await item.wait()).status is PlaybackStatus.INTERRUPTED
         assert item.frames_sent == sent
+
+
+def test_under_uvloop_the_engine_ticks_about_once_per_frame() -> None:
+    """uvloop rounds timers to milliseconds: the engine must not spin re-arming a timer that
+    fires a hair early (it once ran ~200 ticks per frame). Counts, not timings: a slow machine
+    only means fewer ticks (several frames per tick)."""
+    import uvloop
+
+    async def play() -> tuple[int, int]:
+        sink = Sink()
+        playback = _engine(sink, LoopClock())
+        item = playback.enqueue(_chunks(_audio(25)), "half a second")
+        while not sink.marks():
+            await asyncio.sleep(0.01)
+        playback.on_mark(item.item_id)
+        await item.wait()
+        return playback.ticks, len(sink.media())
+
+    ticks, frames = uvloop.run(play())
+    assert frames == 25
+    assert ticks <= 2 * frames + 5

@@ -63,6 +63,10 @@ LEAD_FRAMES = 2  # frames sent ahead of their play time: the carrier's buffer ne
 QUEUE_LIMIT = 8
 MARK_GRACE_S = 2.0
 MAX_LATE_S = 0.2
+# Work due this close to now is done now. uvloop rounds timers to whole milliseconds and caches
+# the clock per iteration, so a tick can fire just before its frame is due; without the slack it
+# would re-arm itself with zero delay and spin until the millisecond turned over.
+TIMER_SLACK_S = 0.002
 PROGRESS_MARK_FRAMES = 25  # one progress mark per 500 ms of audio
 SILENCE_FRAME = b"\xff" * FRAME_BYTES
 
@@ -243,6 +247,7 @@ class Playback:
         self._seq = itertools.count(1)
         self._closed = False
         self.frames_total = 0  # every frame written (audio + keep-alive), for diagnostics
+        self.ticks = 0  # timer callbacks run, for diagnostics (about one per frame)
         self.reanchors = 0  # times a loop stall reset the schedule
 
     # -- public ----------------------------------------------------------------------------------
@@ -348,12 +353,14 @@ class Playback:
 
     def _tick(self) -> None:
         self._handle = None
+        self.ticks += 1
         now = self._clock.time()
-        self._expire_marks(now)
+        soon = now + TIMER_SLACK_S
+        self._expire_marks(soon)
         if self._due < now - MAX_LATE_S:
             self._due = now  # the loop stalled: resume on a fresh schedule, do not burst
             self.reanchors += 1
-        while self._queue and self._due <= now + self._lead():
+        while self._queue and self._due <= soon + self._lead():
             if not self._send_next(now):
                 break
             self._due += FRAME_S
