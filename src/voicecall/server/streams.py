@@ -449,7 +449,8 @@ class StreamServer:
         transport = conn.transport
         if (
             isinstance(transport, asyncio.WriteTransport)
-            and transport.get_write_buffer_size() + len(text.encode()) + _MAX_FRAME_HEADER_BYTES
+            # Carrier frames are ASCII JSON: characters are bytes (no encode per frame).
+            and transport.get_write_buffer_size() + len(text) + _MAX_FRAME_HEADER_BYTES
             > BACKPRESSURE_LIMIT_BYTES
         ):
             self._reject_metric("backpressure")
