@@ -10,6 +10,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tests.fakes.openai_chat import API_KEY as CHAT_KEY
+from tests.fakes.openai_chat import FakeOpenAIChat
 from tests.fakes.stt_deepgram import FakeDeepgram
 from tests.fakes.telnyx import FakeTelnyx
 from tests.fakes.tts_common import API_KEY as TTS_KEY
@@ -17,7 +19,6 @@ from tests.fakes.tts_elevenlabs import FakeElevenLabsTts
 from tests.streaming.conftest import streaming_config
 from tests.streaming.media import speech
 
-from voicecall.agent.types import Payload, RunRequest, RunResult
 from voicecall.calls.record import CallRecord
 from voicecall.config import VoicecallConfig
 from voicecall.gateway import Gateway
@@ -30,13 +31,6 @@ REPLY = "Sure, a table for two at seven."
 REPLY_AUDIO = bytes(range(0, 256, 3)) * 40  # ~0.43 s of non-silent µ-law
 
 
-class OneReply:
-    """An agent runner answering every caller turn with ``REPLY``."""
-
-    async def run(self, request: RunRequest) -> RunResult:
-        return RunResult([Payload(json.dumps({"spoken": REPLY}))])
-
-
 class Harness:
     """A telnyx gateway hearing through fake Deepgram and speaking through fake ElevenLabs."""
 
@@ -44,6 +38,7 @@ class Harness:
         self.gateway = gateway
         self.telnyx = telnyx
         self.tts = tts
+        self.chat: FakeOpenAIChat | None = None  # the model behind the builtin runner
 
     def record(self, ccid: str) -> CallRecord:
         """The gateway's live record of Telnyx call ``ccid``."""
@@ -65,6 +60,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     async with (
         FakeDeepgram([LINE]) as stt,
         FakeElevenLabsTts(audio=REPLY_AUDIO, chunk_bytes=400) as tts,
+        FakeOpenAIChat(replies=[json.dumps({"spoken": REPLY})]) as chat,
     ):
         telnyx = FakeTelnyx()
         await telnyx.start()
@@ -82,15 +78,22 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
                 "elevenlabs": {"apiKey": TTS_KEY, "baseUrl": tts.base_url, "voiceId": "VOICE123"}
             },
         }
+        # The builtin runner: OpenAI-compatible streamed Chat Completions against the fake.
+        raw["agent"] = {
+            "runner": "builtin",
+            "providers": {"openai": {"baseUrl": chat.base_url, "apiKey": CHAT_KEY}},
+        }
+        raw["responseModel"] = "openai/gpt-fake"
         gateway = Gateway(
             VoicecallConfig.model_validate(raw),
             env={"VOICECALL_HOME": str(tmp_path)},
-            runner=OneReply(),
         )
         await gateway.start()
         telnyx.connection_webhook_url = gateway.webhook_url
         try:
-            yield Harness(gateway, telnyx, tts)
+            harness = Harness(gateway, telnyx, tts)
+            harness.chat = chat
+            yield harness
         finally:
             await gateway.stop()
             await telnyx.close()
@@ -133,7 +136,11 @@ async def test_greeting_and_auto_reply_are_heard_on_the_telnyx_stream(harness: H
     record = h.record(ccid)
     assert lines(record, "user") == [LINE]
     assert lines(record, "bot") == [GREETING, REPLY]
+    assert h.chat is not None and h.chat.problems == []
+    assert LINE in h.chat.requests[0].body["messages"][-1]["content"]
     turn = next(t for t in record.metadata["turns"] if t["kind"] == "auto")
-    assert turn["startedAt"] <= turn["replyAt"] <= turn["firstAudioAt"] <= turn["firstFrameAt"]
+    # The reply streams sentence by sentence: its audio may start before the whole reply.
+    assert turn["startedAt"] <= turn["firstTokenAt"] <= turn["firstAudioAt"] <= turn["firstFrameAt"]
+    assert turn["startedAt"] <= turn["replyAt"]
     assert turn["responseMs"] == turn["firstFrameAt"] - turn["startedAt"]
     assert "speak" not in h.telnyx.actions(ccid)  # no carrier-native speech once streaming
