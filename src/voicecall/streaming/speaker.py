@@ -132,7 +132,9 @@ class StreamSpeaker:
         result = await utterance.item.wait()
         if result.first_frame_at is not None:
             ago_ms = round((playback.now() - result.first_frame_at) * 1000)
-            timings["firstFrameAt"] = self._clock_ms() - ago_ms
+            first_frame = self._clock_ms() - ago_ms
+            # The frame follows its audio; rounding between the two clocks must not reorder them.
+            timings["firstFrameAt"] = max(first_frame, timings.get("firstAudioAt", first_frame))
         else:
             timings.pop("firstAudioAt", None)
         if result.status in (PlaybackStatus.PLAYED, PlaybackStatus.MARK_TIMEOUT):
