@@ -99,7 +99,7 @@ def test_unknown_keys_are_named_by_path(raw: dict[str, Any], message: str) -> No
 
 
 def test_provider_owned_maps_pass_through_raw() -> None:
-    """Provider maps accept any keys and keep them untouched."""
+    """Provider maps keep their objects untouched; all but tts.providers accept any keys."""
     config = VoicecallConfig.model_validate(
         {
             "streaming": {"providers": {"deepgram": {"sttModel": "nova", "anything": [1]}}},
@@ -110,6 +110,7 @@ def test_provider_owned_maps_pass_through_raw() -> None:
     )
     assert config.streaming.providers["deepgram"] == {"sttModel": "nova", "anything": [1]}
     assert config.realtime.providers["google"] == {"sessionResumption": False}
+    assert config.tts.providers == {"elevenlabs": {"voiceId": "v"}}
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import Any
 
 from voicecall.config.legacy import LegacyChange, rewrite_legacy, rewrite_tts_legacy
 from voicecall.config.loader import build_config, read_document, split_document
-from voicecall.config.validate import validate_setup
+from voicecall.config.validate import missing_tts_programs, validate_setup
 from voicecall.errors import ConfigError
 
 __all__ = ["DoctorResult", "doctor", "doctor_fix"]
@@ -54,7 +54,9 @@ def _problems(document: Any, env: Mapping[str, str]) -> list[str]:
         config, _, _ = build_config(split_document(document), env)
     except ConfigError as exc:
         return str(exc).splitlines()
-    return validate_setup(config) if split_document(document).entry_enabled else []
+    if not (split_document(document).entry_enabled and config.enabled):
+        return []
+    return validate_setup(config) + missing_tts_programs(config, env)
 
 
 def _examine(path: str | Path, env: Mapping[str, str] | None) -> tuple[Path, Any, Any, list[str]]:

@@ -19,7 +19,9 @@ __all__ = [
     "Port",
     "PortOrEphemeral",
     "PositiveInt",
+    "absolute_url",
     "int_between",
+    "non_empty",
 ]
 
 E164_PATTERN = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -72,13 +74,15 @@ def _e164(value: object) -> str:
     return value
 
 
-def _non_empty(value: object) -> str:
+def non_empty(value: object) -> str:
+    """A validator for a string of at least one character."""
     if not isinstance(value, str) or not value:
         raise _fail("must be a non-empty string")
     return value
 
 
-def _absolute_url(value: object) -> str:
+def absolute_url(value: object) -> str:
+    """A validator for an absolute http(s) URL."""
     if not isinstance(value, str):
         raise _fail("must be an absolute http(s) URL")
     parts = urlsplit(value)
@@ -90,8 +94,8 @@ def _absolute_url(value: object) -> str:
 PositiveInt = Annotated[int, BeforeValidator(_positive)]
 NonNegativeInt = Annotated[int, BeforeValidator(_non_negative)]
 E164 = Annotated[str, BeforeValidator(_e164)]
-NonEmptyStr = Annotated[str, BeforeValidator(_non_empty)]
-AbsoluteUrl = Annotated[str, BeforeValidator(_absolute_url)]
+NonEmptyStr = Annotated[str, BeforeValidator(non_empty)]
+AbsoluteUrl = Annotated[str, BeforeValidator(absolute_url)]
 Port = Annotated[int, BeforeValidator(int_between(1, 65535))]
 # 0 asks the OS for a free port: used by tests and embedding hosts (a voicecall addition).
 PortOrEphemeral = Annotated[int, BeforeValidator(int_between(0, 65535))]

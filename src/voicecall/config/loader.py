@@ -17,6 +17,7 @@ from voicecall.config.merge import deep_merge
 from voicecall.config.models import VoicecallConfig
 from voicecall.config.problems import validation_problems
 from voicecall.config.secrets import apply_env_fallbacks, substitute_env_refs
+from voicecall.config.sections import TtsConfig
 from voicecall.errors import ConfigError
 
 __all__ = [
@@ -125,6 +126,15 @@ def split_document(document: Any) -> Document:
     return Document(config, base_tts, enabled, True)
 
 
+def _tts_problems(tts: dict[str, Any], prefix: str) -> list[str]:
+    """`messages.tts` checked on its own, so its problems carry the path the user wrote."""
+    try:
+        TtsConfig.model_validate(tts)
+    except ValidationError as exc:
+        return validation_problems(exc, prefix)
+    return []
+
+
 def build_config(
     document: Document, env: Mapping[str, str]
 ) -> tuple[VoicecallConfig, dict[str, Any], list[LegacyChange]]:
@@ -136,8 +146,11 @@ def build_config(
         base_tts = dict(document.base_tts)
         rewrite_tts_legacy(base_tts, "messages.tts", changes)
         base_tts = substitute_env_refs(base_tts, env, problems, ("messages", "tts"))
+        base_problems = _tts_problems(base_tts, "messages.tts")
+        problems.extend(base_problems)
         tts = resolved.get("tts", {})
-        resolved["tts"] = deep_merge(base_tts, tts) if isinstance(tts, dict) else tts
+        if not base_problems and isinstance(tts, dict):
+            resolved["tts"] = deep_merge(base_tts, tts)
     apply_env_fallbacks(resolved, env)
     try:
         config = VoicecallConfig.model_validate(resolved)

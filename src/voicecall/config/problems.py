@@ -47,6 +47,8 @@ def _problem(error: dict[str, object]) -> str:
     assert isinstance(ctx, dict)
     if kind == "extra_forbidden":
         return f"unknown config key {path}"
+    if kind == "unknown_key":  # an unknown name in a map of known ids, e.g. tts.providers
+        return f"unknown config key {path} (known: {ctx.get('known')})"
     if kind == "config":
         return f"{path} {error['msg']}"
     if kind == "literal_error":

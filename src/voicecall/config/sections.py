@@ -18,6 +18,7 @@ from voicecall.config.fields import (
     PositiveInt,
     int_between,
 )
+from voicecall.config.tts_providers import TtsProviderMap, TtsProviderName
 
 __all__ = [
     "TWILIO_REGION_HOSTS",
@@ -47,7 +48,8 @@ __all__ = [
     "WebhookSecurityConfig",
 ]
 
-# Provider-owned maps (SPEC §1.1): each provider validates its own object.
+# Provider-owned maps (SPEC §1.1): each provider validates its own object (TTS: see
+# tts_providers, checked here too).
 ProviderMap = dict[str, dict[str, Any]]
 
 TWILIO_REGION_HOSTS = {
@@ -221,19 +223,19 @@ class RealtimeConfig(ConfigModel):
 
 
 class TtsConfig(ConfigModel):
-    """Telephony TTS (SPEC §1.7); `providers` entries are provider-owned."""
+    """Telephony TTS (SPEC §1.7); each `providers` object is checked, then kept as written."""
 
-    provider: NonEmptyStr | None = None
-    providers: ProviderMap = Field(default_factory=dict)
+    provider: TtsProviderName = None
+    providers: TtsProviderMap = Field(default_factory=dict)
     fallback: bool = True
     timeout_ms: PositiveInt = 8000
 
 
 class TtsOverride(ConfigModel):
-    """A number route's partial TTS object, deep-merged over the effective TTS (SPEC §1.10)."""
+    """A route's or call's partial TTS object, deep-merged over the effective TTS (SPEC §1.10)."""
 
-    provider: NonEmptyStr | None = None
-    providers: ProviderMap | None = None
+    provider: TtsProviderName = None
+    providers: TtsProviderMap | None = None
     fallback: bool | None = None
     timeout_ms: PositiveInt | None = None
 

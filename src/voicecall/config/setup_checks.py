@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -12,7 +14,9 @@ from voicecall.config.secrets import AI_PROVIDER_KEY_ENV, api_key_for
 from voicecall.config.validate import (
     BOTH_AUDIO_MODES_MESSAGE,
     exposure_kind,
+    local_tts_binaries,
     missing_exposure_tool,
+    missing_tts_programs,
     validate_setup,
 )
 
@@ -155,19 +159,32 @@ def _agent_check(
     return Check("agent", not needs_model, f"{message}: no model credentials ({hint})")
 
 
+def _tts_check(config: VoicecallConfig, env: Mapping[str, str]) -> Check | None:
+    """Whether the `local` TTS program runs; only when `local` is in a TTS chain."""
+    binaries = local_tts_binaries(config)
+    if not binaries:
+        return None
+    missing = missing_tts_programs(config, env)
+    if missing:
+        return Check("tts", False, "; ".join(missing))
+    path = env.get("PATH", os.defpath)
+    found = ", ".join(f"{b} ({shutil.which(b, path=path)})" for b in binaries)
+    return Check("tts", True, f"local TTS: {found}")
+
+
 def setup_checks(
     loaded: LoadedConfig,
     *,
     agent_description: str | None = None,
     agent_error: str | None = None,
 ) -> list[Check]:
-    """The §11.1 checks; a disabled config yields only the failing `enabled` check."""
+    """The §11.1 checks (+ `tts` when `local` is chosen); disabled: only the failing `enabled`."""
     config, env = loaded.config, loaded.env
     if not loaded.enabled:
         return [Check("enabled", False, "voice calls are disabled")]
     problems = validate_setup(config)
     suffix = " (offline, no real calls)" if config.provider == "mock" else ""
-    return [
+    checks = [
         Check("enabled", True, "voice calls enabled"),
         Check("provider", True, f"provider: {config.provider}{suffix}"),
         Check(
@@ -179,3 +196,6 @@ def setup_checks(
         _mode_check(config, env),
         _agent_check(config, env, agent_description, agent_error),
     ]
+    # Not one of the six §11.1 checks: added only when the offline espeak-ng TTS is chosen.
+    tts = _tts_check(config, env)
+    return [*checks, tts] if tts is not None else checks

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 from collections.abc import Mapping
 from typing import Literal
 
 from voicecall.config.models import VoicecallConfig
+from voicecall.config.routes import resolve_route
+from voicecall.config.sections import TtsConfig
+from voicecall.config.tts_providers import LOCAL_TTS_DEFAULT_BINARY, missing_local_binary_message
 
 __all__ = [
     "BOTH_AUDIO_MODES_MESSAGE",
@@ -17,7 +21,9 @@ __all__ = [
     "ExposureKind",
     "exposure_kind",
     "is_loopback_host",
+    "local_tts_binaries",
     "missing_exposure_tool",
+    "missing_tts_programs",
     "uses_funnel",
     "validate_setup",
 ]
@@ -109,6 +115,31 @@ def missing_exposure_tool(config: VoicecallConfig, env: Mapping[str, str]) -> st
         )
     )
     return None if shutil.which(binary, path=env.get("PATH")) else hint
+
+
+def _local_binary(tts: TtsConfig) -> str | None:
+    """espeak-ng's program when `local` is in this TTS chain (primary, or a fallback)."""
+    if tts.provider != "local" and not (tts.fallback and "local" in tts.providers):
+        return None
+    binary = (tts.providers.get("local") or {}).get("binary")
+    return binary if isinstance(binary, str) and binary else LOCAL_TTS_DEFAULT_BINARY
+
+
+def local_tts_binaries(config: VoicecallConfig) -> list[str]:
+    """The programs the `local` TTS provider runs, for the config's and every route's TTS."""
+    configs = [config.tts] + [resolve_route(config, key)[1].tts for key in config.numbers]
+    binaries = (_local_binary(tts) for tts in configs)
+    return list(dict.fromkeys(b for b in binaries if b is not None))
+
+
+def missing_tts_programs(config: VoicecallConfig, env: Mapping[str, str]) -> list[str]:
+    """One message per `local` TTS program not found on env's PATH (the registry's lookup)."""
+    path = env.get("PATH", os.defpath)
+    return [
+        missing_local_binary_message(binary)
+        for binary in local_tts_binaries(config)
+        if shutil.which(binary, path=path) is None
+    ]
 
 
 def uses_funnel(config: VoicecallConfig) -> bool:
