@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+from tests.fakes.stt_common import API_KEY
 from tests.stt.conftest import CASES, Case, Events, audio, stream
 
 from voicecall.stt import (
@@ -133,3 +136,22 @@ async def test_rejected_key_is_a_clear_fatal_error_without_retries(case: Case) -
     assert "api key" in error.message.lower()
     assert fake.attempts == 1
     assert not events.readies
+
+
+@cases
+async def test_no_key_reaches_the_logs_even_at_debug(
+    case: Case, caplog: pytest.LogCaptureFixture
+) -> None:
+    """websockets logs every handshake header at DEBUG: the key must show as *** only."""
+    caplog.set_level(logging.DEBUG)
+    async with case.fake(["Hi."]) as fake:
+        events = Events()
+        session = create_stt_session(case.config(fake), None, on_event=events, env={})
+        await session.start()
+        await events.wait_for(lambda e: bool(e.readies))
+        await session.aclose()
+    # The fake provider's own server logs what it received; only our side is checked.
+    ours = [r for r in caplog.records if not r.name.startswith("websockets.server")]
+    messages = [record.getMessage() for record in ours]
+    assert any(m.startswith("> GET ") for m in messages)  # the handshake was logged...
+    assert not [m for m in messages if API_KEY in m]  # ...without the key

@@ -5,6 +5,7 @@ from __future__ import annotations
 from websockets.asyncio.client import ClientConnection, connect
 
 from voicecall.stt.protocol import ConnectRequest
+from voicecall.wirelog import WIRE_LOG
 
 __all__ = ["WebsocketTransport", "open_websocket"]
 
@@ -41,5 +42,6 @@ async def open_websocket(request: ConnectRequest) -> WebsocketTransport:
         compression=None,  # audio does not compress; deflate would only cost CPU
         open_timeout=None,
         max_size=_MAX_MESSAGE_BYTES,
+        logger=WIRE_LOG,  # its DEBUG handshake lines show no key
     )
     return WebsocketTransport(connection)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
@@ -12,6 +12,7 @@ from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from voicecall.stt.base import EventCallback, ReconnectPolicy, SttSession, Transport
 from voicecall.stt.openai.protocol import DEFAULT_BASE_URL, OpenAIProtocol, OpenAISettings
 from voicecall.stt.protocol import ConnectRequest, parse_settings
+from voicecall.wirelog import WIRE_LOG
 
 __all__ = ["OpenAISession", "create_session"]
 
@@ -59,7 +60,8 @@ class OpenAISession(SttSession):
         client = _client(self._settings.api_key, base_url)
         manager = client.realtime.connect(
             extra_query={"intent": "transcription"},
-            websocket_connection_options={"compression": None},
+            # The wire logger masks the Bearer key in websockets' DEBUG handshake lines.
+            websocket_connection_options=cast(Any, {"compression": None, "logger": WIRE_LOG}),
         )
         return _SdkTransport(await manager.enter())
 
