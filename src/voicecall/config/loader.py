@@ -18,6 +18,7 @@ from voicecall.config.models import VoicecallConfig
 from voicecall.config.problems import validation_problems
 from voicecall.config.secrets import apply_env_fallbacks, substitute_env_refs
 from voicecall.config.sections import TtsConfig
+from voicecall.config.tts_providers import unread_tts_keys
 from voicecall.errors import ConfigError
 
 __all__ = [
@@ -161,6 +162,15 @@ def build_config(
     return config, raw, changes
 
 
+def _unread_tts_keys(config: VoicecallConfig) -> list[str]:
+    """Keys of the effective TTS provider objects (and number routes') no client reads."""
+    unread = unread_tts_keys(config.tts.providers)
+    for number, route in config.numbers.items():
+        if route.tts is not None:
+            unread += unread_tts_keys(route.tts.providers, f"numbers.{number}.tts.providers")
+    return unread
+
+
 def load_config(
     path: str | Path | None = None, *, env: Mapping[str, str] | None = None
 ) -> LoadedConfig:
@@ -174,6 +184,10 @@ def load_config(
         warnings.append(legacy_warning(changes))
     if document.entry_enabled and "provider" not in raw:
         warnings.append(PROVIDER_NOT_SET_WARNING)
+    warnings += [
+        f"{path} is not a key voicecall reads; it is passed to the provider as is"
+        for path in _unread_tts_keys(config)
+    ]
     return LoadedConfig(
         config=config,
         path=found,

@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict, ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
 
 from voicecall.config.base import ConfigModel
 from voicecall.config.fields import absolute_url, int_between, non_empty
@@ -35,6 +35,7 @@ __all__ = [
     "TtsProvidersConfig",
     "is_elevenlabs_output_format",
     "missing_local_binary_message",
+    "unread_tts_keys",
 ]
 
 # Providers that synthesize for calls, then those accepted but always skipped for calls.
@@ -119,9 +120,10 @@ TtsProviderName = Annotated[str | None, BeforeValidator(_nullable(_one_of(KNOWN_
 
 
 class _ProviderObject(ConfigModel):
-    # Exactly the camelCase keys the client reads: a snake_case spelling is an unknown key
-    # (the registry and some clients would silently ignore it).
-    model_config = ConfigDict(populate_by_name=False, validate_by_name=False)
+    # The keys the client reads (camelCase) are checked, with their paths in the errors. Other
+    # keys pass through: provider-owned maps are handed to the provider raw (SPEC §1.1), and a
+    # host document's `messages.tts` may carry keys for its own providers' needs.
+    model_config = ConfigDict(populate_by_name=False, validate_by_name=False, extra="allow")
 
 
 class OpenAITtsProviderConfig(_ProviderObject):
@@ -168,23 +170,12 @@ class TtsProvidersConfig(_ProviderObject):
     edge: dict[str, Any] | None = None
 
 
-def _unknown_provider(name: str, value: object) -> InitErrorDetails:
-    error = PydanticCustomError(
-        "unknown_key",
-        "unknown TTS provider (known: {known})",
-        {"known": ", ".join(KNOWN_TTS_PROVIDERS)},
-    )
-    return InitErrorDetails(type=error, loc=(name,), input=value)
-
-
 def _check_providers(value: object) -> object:
     """Validates every provider object; returns the map unchanged for the clients."""
     if not isinstance(value, dict):
         return value  # the declared map type reports "must be an object"
-    unknown = [_unknown_provider(k, v) for k, v in value.items() if k not in KNOWN_TTS_PROVIDERS]
-    if unknown:
-        raise ValidationError.from_exception_data("tts.providers", unknown)
-    # Errors keep their location below this field (pydantic-core nests a raised ValidationError).
+    # Unknown provider ids pass through too (the chain skips providers it cannot use, §8.3);
+    # the known ones are checked. Errors keep their location below this field.
     TtsProvidersConfig.model_validate(value)
     return value
 
@@ -200,3 +191,28 @@ def missing_local_binary_message(binary: str) -> str:
         f"(Debian/Ubuntu: `apt-get install {_DEBIAN_PACKAGE}`, package {_DEBIAN_PACKAGE}) "
         "or configure another tts.provider"
     )
+
+
+_PROVIDER_MODELS: dict[str, type[_ProviderObject]] = {
+    "openai": OpenAITtsProviderConfig,
+    "elevenlabs": ElevenLabsTtsProviderConfig,
+    "local": LocalTtsProviderConfig,
+}
+
+
+def unread_tts_keys(providers: object, prefix: str = "tts.providers") -> list[str]:
+    """Paths of keys under known provider objects that voicecall does not read.
+
+    They pass through to the provider (SPEC §1.1), but a typo such as ``outpuFormat`` would
+    otherwise go unnoticed, so loading the config warns about each one.
+    """
+    if not isinstance(providers, dict):
+        return []
+    unread: list[str] = []
+    for provider_id, model in _PROVIDER_MODELS.items():
+        block = providers.get(provider_id)
+        if not isinstance(block, dict):
+            continue
+        known = {field.alias or name for name, field in model.model_fields.items()}
+        unread += [f"{prefix}.{provider_id}.{key}" for key in block if key not in known]
+    return unread
