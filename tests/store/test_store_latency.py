@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.store.test_store_latency_stages import ALL_STAGES
 
 from voicecall.store.reports import format_latency, latency_report
 
@@ -23,17 +24,6 @@ ZERO = {
     "p95Ms": 0,
     "p99Ms": 0,
 }
-
-STAGES = ("transcriptToReplyMs", "replyToFirstAudioMs", "firstAudioToFirstFrameMs")
-ALL_STAGES = (
-    "callerStoppedToTranscriptMs",
-    "transcriptToFirstTokenMs",
-    "transcriptToReplyMs",
-    "firstTokenToFirstAudioMs",
-    "replyToFirstAudioMs",
-    "firstAudioToFirstFrameMs",
-    "callerStoppedToFirstFrameMs",
-)
 
 
 def _write(path: Path, records: list[Any], *, tail: bytes = b"") -> Path:

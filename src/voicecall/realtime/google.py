@@ -77,6 +77,7 @@ from voicecall.realtime.session import (
     SessionReady,
     ToolCall,
 )
+from voicecall.wirelog import WIRE_LOG
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -104,26 +105,6 @@ _GREETING_DIRECTIVE = re.compile(r"Open the call by greeting the caller naturall
 _DEFAULT_PROMPT = "Speak to the caller now."
 
 _GO_AWAY = "the server asked to reconnect (goAway)"
-
-
-class _RedactApiKey(logging.Filter):
-    """Hides the ``x-goog-api-key`` header websockets logs at DEBUG during the handshake."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if (
-            isinstance(args, tuple)
-            and len(args) == 2
-            and isinstance(args[0], str)
-            and args[0].lower() == "x-goog-api-key"
-        ):
-            record.args = (args[0], "[redacted]")
-        return True
-
-
-#: The logger the SDK's websocket connections use (the key header redacted).
-_ws_log = logging.getLogger("voicecall.realtime.google.ws")
-_ws_log.addFilter(_RedactApiKey())
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +299,7 @@ class GeminiLiveSession(RealtimeSession):
     # -- connections ------------------------------------------------------------------------------
     def _make_client(self) -> genai.Client:
         client_args: dict[str, Any] = {
-            "logger": _ws_log,
+            "logger": WIRE_LOG,  # masks x-goog-api-key in the DEBUG handshake lines
             "compression": None,
             "close_timeout": self.policy.close_timeout_s,
         }
