@@ -18,6 +18,12 @@ Usage::
 
 Errors the caller should see are :class:`RealtimeError` (connect refused, bad key, protocol
 error before ready); after ready, failures arrive as ``SessionClosed(reason="error")``.
+
+Lifecycle rules every provider follows: a failed :meth:`RealtimeSession.start` raises and
+delivers no ``SessionClosed`` (``aclose()`` afterwards does nothing); ``aclose()`` during
+``start()`` makes ``start()`` raise; after close, audio is dropped and requests are no-ops;
+exactly one ``SessionClosed`` ends a session that became ready. Constructors share the keyword
+arguments ``api_key``, ``base_url`` and ``on_event``; the rest is provider-specific.
 """
 
 from __future__ import annotations
