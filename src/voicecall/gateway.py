@@ -133,6 +133,8 @@ class Gateway:
         self._exposure: WebhookExposure | None = None
         self._public_webhook_url: str | None = None
         self.streams: StreamServer | None = None
+        self.realtime_streams: Any = None  # RealtimeStreamServer while realtime runs
+        self.realtime_host: Any = None  # RealtimeHost while realtime runs
         self._started_at_s = 0.0
         self._stopping = False
         self._started = False
@@ -355,8 +357,66 @@ class Gateway:
         set_speaker = getattr(runtime, "set_stream_speaker", None)
         if callable(set_speaker):  # speech on a live stream goes out on it (SPEC §8.2)
             set_speaker(self.streams.playback_for, self.streams.speaker)
+        self._mount_realtime(app, runtime)
+
+    def _mount_realtime(self, app: web.Application, runtime: GatewayRuntime) -> None:
+        """The realtime bridge's sockets (SPEC §7.1, §7.2), when realtime is on and usable.
+
+        Only carriers with a ``bind_realtime`` hook serve realtime documents (Twilio for now);
+        without a usable provider the §1.14 warning is logged and calls stay classic.
+        """
+        if not self.config.realtime.enabled:
+            return
+        bind = getattr(self._carrier, "bind_realtime", None)
+        if not callable(bind):
+            log.warning("realtime is not supported on carrier %s yet", self.config.provider)
+            return
+        from voicecall.exposure.webhook_url import public_path_prefix, stream_host
+        from voicecall.realtime.host import RealtimeHost
+        from voicecall.realtime.registry import select_realtime_provider
+        from voicecall.server.realtime_streams import RealtimeStreamServer
+
+        selection = select_realtime_provider(self.config, self.env)
+        if selection is None:
+            return
+        host = RealtimeHost(
+            self.config, selection=selection, control=cast(Any, runtime), env=self.env
+        )
+        server = RealtimeStreamServer(
+            realtime_path=self.config.realtime.stream_path,
+            on_admitted=host.on_admitted,
+            protocol_factory=self._carrier.stream_protocol,
+            prefix=public_path_prefix(self.config),
+            public_host=lambda: stream_host(self._public_webhook_url or self.config.public_url),
+            metrics=self.metrics,
+        )
+        self.realtime_host, self.realtime_streams = host, server
+        app.middlewares.append(server.middleware)
+        bind(server.mint)
+        classic = self.streams.close_call_stream if self.streams is not None else None
+
+        def close_call_stream(call_id: str, stream_id: str) -> None:
+            if classic is not None:
+                classic(call_id, stream_id)
+            host.close_call_stream(call_id, stream_id)
+
+        set_closer = getattr(runtime, "set_stream_closer", None)
+        if callable(set_closer):
+            set_closer(close_call_stream)
+        set_realtime_speaker = getattr(runtime, "set_realtime_speaker", None)
+        if callable(set_realtime_speaker):  # voicecall.speak on a realtime call (SPEC §7.4)
+            set_realtime_speaker(host.speak)
 
     async def _close_streams(self) -> None:
+        realtime, self.realtime_streams = self.realtime_streams, None
+        host, self.realtime_host = self.realtime_host, None
+        if realtime is not None:
+            await realtime.aclose()
+        if host is not None:
+            await host.aclose()
+        bind = getattr(self._carrier, "bind_realtime", None)
+        if realtime is not None and callable(bind):
+            bind(None)
         streams, self.streams = self.streams, None
         if streams is not None:
             await streams.aclose()

@@ -54,6 +54,52 @@ class CallLifecycle(CallBook):
         live.reply_id = None
         return [cmd.StartTimer(call_id, TimerKind.STREAM_GRACE, now_ms + STREAM_GRACE_MS)]
 
+    def take_realtime_greeting(
+        self, call_id: str, *, now_ms: int
+    ) -> tuple[str | None, list[Command]]:
+        """The realtime bridge's opening: ``metadata.initialMessage`` taken and deleted (§7.2).
+
+        Unlike :meth:`claim_initial_message` no bot line is written: the model says the greeting
+        in its own words, which come back as ``call.assistant-speech``.
+        """
+        live = self._active.get(call_id)
+        if live is None or "initialMessage" not in live.record.metadata:
+            return None, []
+        message = live.record.metadata.pop("initialMessage")
+        greeting = message if isinstance(message, str) and message else None
+        return greeting, [self._persist(live.record)]
+
+    def realtime_progress(
+        self,
+        call_id: str,
+        *,
+        now_ms: int,
+        turn: tuple[int, int] | None = None,
+        first_audio_ms: int | None = None,
+    ) -> list[Command]:
+        """A realtime turn ``(startedAt, completedAt)`` (§10.2) and/or the first-audio delay.
+
+        ``metadata.realtimeFirstAudioMs`` is written once (the first value given).
+        """
+        live = self._active.get(call_id)
+        if live is None:
+            return []
+        record = live.record
+        changed = False
+        if turn is not None:
+            started, completed = turn
+            record.add_turn(
+                "realtime",
+                started_at_ms=started,
+                completed_at_ms=completed,
+                response_ms=completed - started,
+            )
+            changed = True
+        if first_audio_ms is not None and "realtimeFirstAudioMs" not in record.metadata:
+            record.metadata["realtimeFirstAudioMs"] = first_audio_ms
+            changed = True
+        return [self._persist(record)] if changed else []
+
     def current_stream_id(self, call_id: str) -> str | None:
         """The id of the call's current media stream (None: none, or the call has ended)."""
         live = self._active.get(call_id)

@@ -90,6 +90,7 @@ class CallRuntime:
         self._stream_closer: Callable[[str, str], None] | None = None
         self._stream_playback: Callable[[str], Playback | None] | None = None
         self._speaker: StreamSpeaker | None = None
+        self._realtime_speaker: Callable[[str, str], Awaitable[bool]] | None = None
         self._replies: dict[str, asyncio.Future[str]] = {}  # call id -> reply being generated
         self._sentence_replies: dict[str, SentenceReply] = {}  # call id -> reply being spoken
         self._finished_replies: dict[str, SentenceReply] = {}  # call id -> awaiting its PlayTts
@@ -141,6 +142,11 @@ class CallRuntime:
     def store_error(self) -> str | None:
         """The last store write failure during a call, cleared by the next successful write."""
         return self._store_error
+
+    @property
+    def runner(self) -> AgentRunner | None:
+        """The agent runner (realtime consults run on it too)."""
+        return self._runner
 
     @property
     def manager(self) -> CallManager:
@@ -280,6 +286,35 @@ class CallRuntime:
         """Where a call's live stream playback is, and who speaks on it (SPEC §8.2)."""
         self._stream_playback = playback
         self._speaker = speaker
+
+    def set_realtime_speaker(self, speaker: Callable[[str, str], Awaitable[bool]] | None) -> None:
+        """Who speaks on a realtime call: ``speaker(call_id, text)`` is False when the call has
+        no realtime bridge (SPEC §7.4 ``voicecall.speak`` on a realtime call)."""
+        self._realtime_speaker = speaker
+
+    async def take_realtime_greeting(self, call_id: str) -> str | None:
+        """Take the pending greeting for the realtime bridge (no bot line is written)."""
+        async with self._lock(call_id):
+            message, commands = self._manager.take_realtime_greeting(
+                call_id, now_ms=self._clock_ms()
+            )
+            await self._execute(commands)
+        return message
+
+    async def realtime_progress(
+        self,
+        call_id: str,
+        *,
+        turn: tuple[int, int] | None = None,
+        first_audio_ms: int | None = None,
+    ) -> None:
+        """Record a realtime turn and/or ``metadata.realtimeFirstAudioMs`` (SPEC §10.2)."""
+        await self._step(
+            call_id,
+            lambda now: self._manager.realtime_progress(
+                call_id, now_ms=now, turn=turn, first_audio_ms=first_audio_ms
+            ),
+        )
 
     def caller_barged_in(self, call_id: str) -> None:
         """Caller speech on the stream (SPEC §2.8): the pending automatic reply is dropped."""
@@ -460,6 +495,8 @@ class CallRuntime:
                 await carrier.hangup_call(command.provider_call_id)
             elif isinstance(command, cmd.PlayTts) and streamed is not None:
                 outcome.update(_outcome(await streamed.outcome()))
+            elif isinstance(command, cmd.PlayTts) and await self._speak_realtime(command):
+                pass  # the realtime bridge asked its model to say it
             elif isinstance(command, cmd.PlayTts):
                 playback = self._stream_playback(command.call_id) if self._stream_playback else None
                 if playback is None:
@@ -487,6 +524,12 @@ class CallRuntime:
             command.call_id,
             lambda now: self._manager.carrier_result(op_id, now_ms=now, **outcome),
         )
+
+    async def _speak_realtime(self, command: cmd.PlayTts) -> bool:
+        speaker = self._realtime_speaker
+        if speaker is None:
+            return False
+        return await speaker(command.call_id, command.text)
 
     async def _play_on_stream(self, playback: Playback, command: cmd.PlayTts) -> dict[str, Any]:
         """Speak on the call's media stream; never carrier-native speech (SPEC §8.2)."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from voicecall.calls.view import CallView
 from voicecall.carriers.api import ApiRequest, ApiResponse, CarrierApiError
@@ -66,9 +67,18 @@ class TwilioCarrier(Carrier):
         self._tasks: set[asyncio.Task[None]] = set()
         self._sleep = asyncio.sleep
         self._stream_tokens = self.stream_tokens = StreamTokens()
+        self._realtime_mint: Callable[[str, str], str] | None = None
 
     def stream_protocol(self) -> TwilioStreamProtocol:
         return TwilioStreamProtocol()
+
+    def bind_realtime(self, mint: Callable[[str, str], str] | None) -> None:
+        """Realtime calls get T-REALTIME with a token from ``mint(call_id, provider_call_id)``.
+
+        Bound by the gateway when the realtime bridge runs (SPEC §3.2 step 8); unbound, calls
+        take the streaming/classic steps.
+        """
+        self._realtime_mint = mint
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -320,7 +330,7 @@ class TwilioCarrier(Carrier):
         if hook.flow == "keepalive":
             view = control.call_view(call_id) if call_id else None
             if view is not None and call_id in self._holding:
-                stream_doc = self._stream_doc(view, request)
+                stream_doc = self._realtime_doc(view, request) or self._stream_doc(view, request)
                 if stream_doc is not None:
                     return _xml(stream_doc)
                 return _xml(await self._classic_doc(view, control, request.received_at_ms))
@@ -357,7 +367,10 @@ class TwilioCarrier(Carrier):
             await control.handle_events([self._answered_event(hook, view, request)])
             view = control.call_view(view.record.call_id) or view
             self._start_inbound_recording(view)
-        # 8. realtime needs the realtime bridge; until it exists such calls take the next step.
+        # 8. realtime (conversation): the call talks to the realtime model over a media stream.
+        realtime_doc = self._realtime_doc(view, request)
+        if realtime_doc is not None:
+            return _xml(realtime_doc)
         # 9. streaming (conversation): the caller's audio comes over a media stream.
         stream_doc = self._stream_doc(view, request)
         if stream_doc is not None:
@@ -398,6 +411,36 @@ class TwilioCarrier(Carrier):
             fresh = control.call_view(call_id)
             return self._speak_doc(call_id, message, fresh.turn_token if fresh else None)
         return self._idle_doc(control.call_view(call_id) or view)
+
+    def _realtime_doc(self, view: CallView, request: WebhookRequest) -> str | None:
+        """T-REALTIME with a freshly minted token, when the realtime bridge takes this call.
+
+        Conversation calls only (inbound calls the policy let in, outbound ``conversation``):
+        notify calls never open media streams (SPEC §2.5) and keep their classic documents.
+        An outbound call whose answering-machine verdict is pending is held as for T-STREAM.
+        The URL follows the webhook URL's scheme like T-STREAM (``wss`` for an https URL).
+        """
+        from voicecall.exposure.webhook_url import public_path_prefix, public_route_url
+
+        mint = self._realtime_mint
+        record = view.record
+        conversation = record.direction == "inbound" or record.mode == "conversation"
+        pcid = record.provider_call_id
+        if mint is None or not self._config.realtime.enabled or not conversation or not pcid:
+            return None
+        hold = self._hold_for_verdict(view, request.received_at_ms)
+        if hold is not None:
+            return hold
+        token = mint(record.call_id, pcid)
+        base = public_route_url(
+            self.webhook_url,
+            self._config.realtime.stream_path.rstrip("/"),
+            prefix=public_path_prefix(self._config),
+            websocket=True,
+            request_host=request.host_header,
+        )
+        log.info("realtime TwiML served for call %s", record.call_id)
+        return twiml.realtime(f"{base}/{quote(token, safe='')}")
 
     def _stream_doc(self, view: CallView, request: WebhookRequest) -> str | None:
         """T-STREAM with a freshly minted token, when streaming applies to this call.
