@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 __all__ = [
     "PROLOG",
@@ -18,7 +18,6 @@ __all__ = [
     "play_dtmf",
     "queue",
     "realtime",
-    "realtime_stream",
     "reject",
     "served",
     "speak",
@@ -175,14 +174,3 @@ def stream(stream_url: str, token: str) -> str:
 def realtime(stream_url: str) -> str:
     """T-REALTIME: the realtime bridge stream (token in the path)."""
     return f'<Response><Connect><Stream url="{xml_escape(stream_url)}" /></Connect></Response>'
-
-
-def realtime_stream(*, host: str, prefix: str, realtime_path: str, token: str) -> str:
-    """T-REALTIME from its parts: ``wss://{host}{prefix}{realtimePath}/{token}``, XML-escaped.
-
-    The token is one path segment (percent-encoded should it ever hold a ``/``); a trailing
-    ``/`` on the prefix or the path is not doubled.
-    """
-    path = prefix.rstrip("/") + "/" + realtime_path.strip("/")
-    url = f"wss://{host}{path}/{quote(token, safe='')}"
-    return realtime(url)
