@@ -388,11 +388,18 @@ class Gateway:
             protocol_factory=self._carrier.stream_protocol,
             prefix=public_path_prefix(self.config),
             public_host=lambda: stream_host(self._public_webhook_url or self.config.public_url),
+            released=host.released,
             metrics=self.metrics,
         )
         self.realtime_host, self.realtime_streams = host, server
         app.middlewares.append(server.middleware)
-        bind(server.mint)
+
+        def mint(call_id: str, provider_call_id: str) -> str:
+            token = server.mint(call_id, provider_call_id)
+            host.minted(token, call_id, provider_call_id)  # pre-warm starts here (SPEC §7.3)
+            return token
+
+        bind(mint)
         classic = self.streams.close_call_stream if self.streams is not None else None
 
         def close_call_stream(call_id: str, stream_id: str) -> None:
@@ -405,7 +412,7 @@ class Gateway:
             set_closer(close_call_stream)
         set_realtime_speaker = getattr(runtime, "set_realtime_speaker", None)
         if callable(set_realtime_speaker):  # voicecall.speak on a realtime call (SPEC §7.4)
-            set_realtime_speaker(host.speak)
+            set_realtime_speaker(host.speak, host.is_realtime)
 
     async def _close_streams(self) -> None:
         realtime, self.realtime_streams = self.realtime_streams, None

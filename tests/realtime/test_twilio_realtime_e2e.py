@@ -160,6 +160,10 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
             await close()
 
 
+def _bot_lines(h: Harness, call_id: str) -> list[str]:
+    return [e.text for e in h.record(call_id).transcript if e.speaker == "bot"]
+
+
 def _instructions(fake: FakeOpenAIRealtime) -> str:
     updates = fake.connection.of_type("session.update")
     assert updates
@@ -214,9 +218,19 @@ async def test_an_outbound_conversation_call_runs_on_the_realtime_model_and_ends
         texts = [(e.speaker, e.text) for e in h.record(call_id).transcript]
         assert ("user", "Can we move it to Friday?") in texts
         assert ("bot", "Hello, this is your assistant.") in texts
-        # voicecall.speak asks the model for a response: the goodbye.
-        await h.gateway.call("voicecall.speak", {"callId": call_id, "message": "Say goodbye."})
-        await h.until(lambda: len(phone.played()) > len(greeting_audio))
+        # voicecall.speak asks the model for a response: the goodbye. The RPC returns once the
+        # response's audio has played (every frame sent, its last mark echoed by the phone), and
+        # writes no bot line of its own: the model's words are the record of what was said.
+        marks_before = len(phone.acknowledged)
+        result = await h.gateway.call(
+            "voicecall.speak", {"callId": call_id, "message": "Say goodbye."}
+        )
+        assert result["success"] is True
+        assert phone.played() == greeting_audio + farewell_audio
+        assert len(phone.acknowledged) > marks_before
+        bot_lines = [e.text for e in h.record(call_id).transcript if e.speaker == "bot"]
+        assert "Say goodbye." not in bot_lines
+        await h.until(lambda: "Goodbye, talk soon!" in _bot_lines(h, call_id))
         await h.until(h.response_idle)
         # The model hangs up: the goodbye plays out first, then the call ends hangup-bot.
         await h.gateway.call("voicecall.speak", {"callId": call_id, "message": "End the call."})
@@ -321,6 +335,35 @@ async def test_an_agent_consult_runs_the_agent_with_the_consult_prompt_and_answe
         assert request.timeout_ms == 30000
         assert "Weather today?" in request.message
         await h.until(lambda: len(phone.played()) == 10 * FRAME)  # the model speaks the answer
+        assert h.openai.problems == []
+    finally:
+        await phone.__aexit__(None, None, None)
+
+
+async def test_speak_before_the_realtime_socket_is_admitted_fails_without_carrier_speech(
+    make_harness: Callable[..., Any],
+) -> None:
+    greeting_audio = _audio(5, 9)
+    h: Harness = await make_harness([ScriptedResponse(greeting_audio, "Hello there.")])
+    started = await h.gateway.call(
+        "voicecall.initiate", {"to": CALLEE, "message": OPENING, "mode": "conversation"}
+    )
+    call_id = started["callId"]
+    await h.until(lambda: bool(h.twilio.calls))
+    sid = next(iter(h.twilio.calls))
+    doc = await h.twilio.stream_doc(sid)  # T-REALTIME served; the socket is not connected yet
+    rest_before = len(h.twilio.rest)
+    with pytest.raises(Exception, match="realtime stream not connected yet"):
+        await h.gateway.call("voicecall.speak", {"callId": call_id, "message": "Too early."})
+    # No carrier speech: nothing replaced the stream document.
+    assert len(h.twilio.rest) == rest_before
+    assert "Too early." not in _bot_lines(h, call_id)
+    record = h.record(call_id)
+    assert record.ended_at_ms is None
+    # The socket still connects and the call goes on as a realtime call.
+    phone = await h.phone(doc, sid)
+    try:
+        await h.until(lambda: phone.played() == greeting_audio)
         assert h.openai.problems == []
     finally:
         await phone.__aexit__(None, None, None)

@@ -180,6 +180,7 @@ class CallBook:
         waiter_id: str | None = None,
         listen: bool = False,
         stages: Mapping[str, int] | None = None,
+        record_line: bool = True,
     ) -> list[Command]:
         record = live.record
         out: list[Command] = []
@@ -187,7 +188,8 @@ class CallBook:
             record.answered_at_ms = now_ms
             out.append(self._arm_duration(live, now_ms))
         self._set_state(live, CallState.SPEAKING)
-        record.add_transcript("bot", text, at_ms=now_ms)
+        if record_line:
+            record.add_transcript("bot", text, at_ms=now_ms)
         if kind == "auto":
             record_auto_turn(record, now_ms, stages)
         op_id = self._op(
@@ -195,7 +197,7 @@ class CallBook:
             record.call_id,
             waiter_id,
             listen_after=listen,
-            transcript_index=len(record.transcript) - 1,
+            transcript_index=len(record.transcript) - 1 if record_line else None,
             text=text,
         )
         pcid = self._pcid(live)

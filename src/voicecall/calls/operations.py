@@ -105,10 +105,23 @@ class CallOperations(CallBook):
         waiter_id: str,
         now_ms: int,
         listen_after: bool = False,
+        record_line: bool = True,
     ) -> list[Command]:
-        """Speak ``text`` on a connected call; the waiter resolves when playback finished."""
+        """Speak ``text`` on a connected call; the waiter resolves when playback finished.
+
+        ``record_line=False``: no bot transcript entry for ``text`` (a realtime call, where the
+        model's own words come back as ``call.assistant-speech``, SPEC §7.4).
+        """
         live = self._connected(call_id)
-        return self._play(live, text, "speak", now_ms, waiter_id=waiter_id, listen=listen_after)
+        return self._play(
+            live,
+            text,
+            "speak",
+            now_ms,
+            waiter_id=waiter_id,
+            listen=listen_after,
+            record_line=record_line,
+        )
 
     def continue_call(
         self, call_id: str, text: str, *, waiter_id: str, now_ms: int

@@ -16,7 +16,7 @@ carrier's frame builders and sink) and, when configured, the local
     bridge.carrier_started()          # the carrier `start` frame arrived
     bridge.on_carrier_audio(ulaw)     # every inbound media frame (sync, no task)
     bridge.on_carrier_mark(name)      # every mark echo
-    await bridge.speak("...")         # voicecall.speak on a realtime call
+    await bridge.speak("...", until_played=True)  # voicecall.speak: back once it has played
     await bridge.aclose()             # idempotent
 
 Decisions (what the owner relies on):
@@ -243,6 +243,7 @@ class RealtimeBridge:
         self._outbox: deque[dict[str, Any]] = deque()
         self._outbox_wake = asyncio.Event()
         self._emitter: asyncio.Task[None] | None = None
+        self._speak_waiters: list[asyncio.Future[bool]] = []  # speak(): the next response
 
     # -- what the owner reads ------------------------------------------------------------------
 
@@ -290,11 +291,47 @@ class RealtimeBridge:
         )
         self._spawn(self.session.request_response(), "the opening response")
 
-    async def speak(self, message: str) -> None:
-        """``voicecall.speak`` on a realtime call (SPEC §7.4)."""
+    async def speak(self, message: str, *, until_played: bool = False) -> bool:
+        """``voicecall.speak`` on a realtime call (SPEC §7.4): ask the model for a response with
+        the speak instructions.
+
+        Without ``until_played`` it returns once the response was requested (True). With it, it
+        returns when the next response to complete has been drained from the pacer (sent and
+        its last mark echoed: True; False at the drain bound — queued duration + 2 s, at most
+        ``farewell_max_wait_ms`` —, on barge-in, or when the bridge or session closes). The
+        contract has no response ids on request, so "the next response to complete" is the one
+        requested unless another response was already under way. False at once when closed.
+        """
         if self._closing or self.ending:
+            return False
+        if not until_played:
+            await self.session.request_response(speak_instructions(message))
+            return True
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._speak_waiters.append(done)
+        try:
+            await self.session.request_response(speak_instructions(message))
+            return await done
+        finally:
+            if done in self._speak_waiters:
+                self._speak_waiters.remove(done)
+
+    def _settle_speakers(self, played: bool | None = None) -> None:
+        """A response completed (``played`` None): the waiting speakers return once it has
+        drained; otherwise they return ``played`` at once (closed)."""
+        waiters, self._speak_waiters = self._speak_waiters, []
+        if not waiters:
             return
-        await self.session.request_response(speak_instructions(message))
+
+        def settle(ok: bool) -> None:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(ok)
+
+        if played is None:
+            self.pacer.drain(settle, self.farewell_max_wait_ms)
+        else:
+            settle(played)
 
     async def aclose(self) -> None:
         """Close the session and the pacer, cancel tool work, deliver pending events."""
@@ -302,6 +339,7 @@ class RealtimeBridge:
             return
         self._closing = True
         self._suppress(False)
+        self._settle_speakers(False)
         current = asyncio.current_task()
         tasks = [task for task in self._tasks if task is not current]
         for task in tasks:
@@ -354,6 +392,7 @@ class RealtimeBridge:
                 # The opening greeting is complete: barge-in resumes once it has played.
                 self._greeting_draining = True
                 self.pacer.drain(self._greeting_done, self.farewell_max_wait_ms)
+            self._settle_speakers()
         elif isinstance(event, UserTranscript):
             self._user_transcript(event)
         elif isinstance(event, AssistantTranscript):
@@ -413,6 +452,7 @@ class RealtimeBridge:
 
     def _session_closed(self, event: SessionClosed) -> None:
         self.ready = False
+        self._settle_speakers(False)
         if self._closing or self.ended:
             return  # we closed it
         self.end_reason = event.reason

@@ -22,7 +22,10 @@
 
 No inbound media for ``inactivityTimeoutMs`` (+2 s grace) ends the call with ``timeout``.
 ``voicecall.speak`` on a realtime call reaches :meth:`RealtimeHost.speak` (the runtime's
-realtime speaker hook). Not done here: pre-warming the provider session when the TwiML is served
+realtime speaker hook): no bot line is written for the request (the model's words come back as
+``call.assistant-speech``) and it returns once the response's audio has played; before the
+socket is admitted it fails with ``realtime stream not connected yet`` (never carrier speech,
+never queued). Not done here: pre-warming the provider session when the TwiML is served
 (§7.3; the session opens on admission), fastContext and the ``always`` consult policy's
 host-run consult (§7.6).
 """
@@ -44,7 +47,7 @@ from voicecall.realtime.bridge import RealtimeBridge, RealtimeTurn
 from voicecall.realtime.instructions import realtime_instructions
 from voicecall.realtime.pacer import OVERFLOW_CLOSE_CODE, OVERFLOW_REASON, RealtimePacer
 from voicecall.realtime.registry import RealtimeSelection, create_realtime_session
-from voicecall.realtime.session import RealtimeEvent, RealtimeSession
+from voicecall.realtime.session import RealtimeError, RealtimeEvent, RealtimeSession
 from voicecall.realtime.tools import (
     CONSULT_SYSTEM_PROMPT,
     ConsultRequest,
@@ -57,12 +60,20 @@ from voicecall.runtime.responder import build_run_request, generate_reply
 from voicecall.server.realtime_streams import RealtimeConnection, RealtimeStart
 from voicecall.streaming.playback import LoopClock
 
-__all__ = ["INACTIVITY_GRACE_MS", "RealtimeControl", "RealtimeHost"]
+__all__ = [
+    "INACTIVITY_GRACE_MS",
+    "NOT_CONNECTED",
+    "STREAM_CLOSED",
+    "RealtimeControl",
+    "RealtimeHost",
+]
 
 log = logging.getLogger("voicecall.realtime.host")
 
 INACTIVITY_GRACE_MS = 2000
 _CALL_ENDED_REASON = "Call ended"
+NOT_CONNECTED = "realtime stream not connected yet"
+STREAM_CLOSED = "realtime stream closed"
 
 
 class RealtimeControl(Protocol):
@@ -254,6 +265,7 @@ class RealtimeHost:
         self.clock_ms = clock_ms
         self._session_factory = session_factory
         self.calls: dict[str, _Call] = {}  # call id -> its current realtime socket
+        self._minted: dict[str, str] = {}  # token -> call id: stream documents not yet admitted
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def spawn(self, work: Awaitable[Any]) -> None:
@@ -296,6 +308,7 @@ class RealtimeHost:
                 ]
             )
         call = _Call(self, conn, start, call_id)
+        self._minted.pop(start.token, None)
         await self.control.stream_connected(call_id, start.stream_id)
         previous = self.calls.get(call_id)
         self.calls[call_id] = call
@@ -392,12 +405,38 @@ class RealtimeHost:
 
     # -- runtime hooks ----------------------------------------------------------------------------
 
+    def minted(self, token: str, call_id: str, provider_call_id: str) -> None:
+        """A realtime stream document with ``token`` was served for the call (SPEC §7.1)."""
+        self._minted[token] = call_id
+
+    def released(self, token: str) -> None:
+        """The stream server's ``released(token)``: the token was never used (or its socket
+        ended before admission)."""
+        self._minted.pop(token, None)
+
+    def is_realtime(self, call_id: str) -> bool:
+        """The call talks to a realtime model: admitted, or its stream document was served."""
+        return call_id in self.calls or call_id in self._minted.values()
+
     async def speak(self, call_id: str, text: str) -> bool:
-        """``voicecall.speak`` on a realtime call; False when the call has no bridge."""
+        """``voicecall.speak`` on a realtime call (SPEC §7.4): returns once the model's response
+        has played (see :meth:`RealtimeBridge.speak`); False when the call is not a realtime
+        call (carrier speech then).
+
+        A realtime call whose socket is not admitted yet fails with ``realtime stream not
+        connected yet`` rather than falling back to carrier speech (that would replace the
+        stream document and drop the realtime session) or being queued (the caller of
+        ``voicecall.speak`` would wait on a stream that may never come).
+        """
         call = self.calls.get(call_id)
-        if call is None or call.bridge is None or call.bridge.closed:
+        if call is None and call_id not in self._minted.values():
             return False
-        await call.bridge.speak(text)
+        bridge = call.bridge if call is not None else None
+        if bridge is None:
+            raise RealtimeError(NOT_CONNECTED)
+        if bridge.closed:
+            raise RealtimeError(STREAM_CLOSED)
+        await bridge.speak(text, until_played=True)
         return True
 
     def close_call_stream(self, call_id: str, stream_id: str) -> None:

@@ -91,6 +91,7 @@ class CallRuntime:
         self._stream_playback: Callable[[str], Playback | None] | None = None
         self._speaker: StreamSpeaker | None = None
         self._realtime_speaker: Callable[[str, str], Awaitable[bool]] | None = None
+        self._realtime_call: Callable[[str], bool] | None = None
         self._replies: dict[str, asyncio.Future[str]] = {}  # call id -> reply being generated
         self._sentence_replies: dict[str, SentenceReply] = {}  # call id -> reply being spoken
         self._finished_replies: dict[str, SentenceReply] = {}  # call id -> awaiting its PlayTts
@@ -223,11 +224,18 @@ class CallRuntime:
         )
 
     async def speak(self, call_id: str, message: str) -> dict[str, Any]:
-        """Speak ``message`` on the call and return once it has played."""
+        """Speak ``message`` on the call and return once it has played.
+
+        On a realtime call (SPEC §7.4) no bot line is written for ``message``: the model says it
+        in its own words, which come back as ``call.assistant-speech``.
+        """
         _require_text(message, "message")
+        realtime = self._realtime_call is not None and self._realtime_call(call_id)
         return await self._operate(
             call_id,
-            lambda waiter, now: self._manager.speak(call_id, message, waiter_id=waiter, now_ms=now),
+            lambda waiter, now: self._manager.speak(
+                call_id, message, waiter_id=waiter, now_ms=now, record_line=not realtime
+            ),
         )
 
     async def send_dtmf(self, call_id: str, digits: str) -> dict[str, Any]:
@@ -287,10 +295,21 @@ class CallRuntime:
         self._stream_playback = playback
         self._speaker = speaker
 
-    def set_realtime_speaker(self, speaker: Callable[[str, str], Awaitable[bool]] | None) -> None:
-        """Who speaks on a realtime call: ``speaker(call_id, text)`` is False when the call has
-        no realtime bridge (SPEC §7.4 ``voicecall.speak`` on a realtime call)."""
+    def set_realtime_speaker(
+        self,
+        speaker: Callable[[str, str], Awaitable[bool]] | None,
+        is_realtime: Callable[[str], bool] | None = None,
+    ) -> None:
+        """Who speaks on a realtime call (SPEC §7.4 ``voicecall.speak`` on a realtime call).
+
+        ``speaker(call_id, text)`` returns once the model's response has played; it is False
+        when the call is not a realtime call (carrier speech then), and raises when the call is
+        one whose stream is not connected yet. ``is_realtime(call_id)``: the call talks to a
+        realtime model (admitted, or its stream document was served), so ``voicecall.speak``
+        writes no bot line of its own.
+        """
         self._realtime_speaker = speaker
+        self._realtime_call = is_realtime
 
     async def take_realtime_greeting(self, call_id: str) -> str | None:
         """Take the pending greeting for the realtime bridge (no bot line is written)."""
