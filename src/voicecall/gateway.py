@@ -96,6 +96,7 @@ class Gateway:
         webhook: bool = True,
         enabled: bool | None = None,
         config_path: Path | None = None,
+        realtime_clock: Callable[[], float] | None = None,
     ) -> None:
         loaded_config = getattr(config, "config", None)
         if isinstance(loaded_config, VoicecallConfig):
@@ -135,6 +136,8 @@ class Gateway:
         self.streams: StreamServer | None = None
         self.realtime_streams: Any = None  # RealtimeStreamServer while realtime runs
         self.realtime_host: Any = None  # RealtimeHost while realtime runs
+        # The realtime stream tokens' TTL clock (monotonic seconds; injectable for tests).
+        self._realtime_clock = realtime_clock or time.monotonic
         self._started_at_s = 0.0
         self._stopping = False
         self._started = False
@@ -389,6 +392,7 @@ class Gateway:
             prefix=public_path_prefix(self.config),
             public_host=lambda: stream_host(self._public_webhook_url or self.config.public_url),
             released=host.released,
+            clock=self._realtime_clock,
             metrics=self.metrics,
         )
         self.realtime_host, self.realtime_streams = host, server

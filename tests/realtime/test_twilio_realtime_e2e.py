@@ -117,7 +117,12 @@ class Harness:
 async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     stack: list[Callable[[], Any]] = []
 
-    async def make(responses: list[ScriptedResponse]) -> Harness:
+    async def make(
+        responses: list[ScriptedResponse],
+        *,
+        prewarm: bool | None = None,
+        realtime_clock: Callable[[], float] | None = None,
+    ) -> Harness:
         openai = FakeOpenAIRealtime(responses)
         await openai.__aenter__()
         stack.append(lambda: openai.__aexit__(None, None, None))
@@ -142,11 +147,14 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
                 "providers": {"openai": {"apiKey": API_KEY, "baseUrl": openai.base_url}},
             },
         }
+        if prewarm is not None:
+            raw["realtime"]["prewarm"] = prewarm
         agent = Agent()
         gateway = Gateway(
             VoicecallConfig.model_validate(raw),
             env={"VOICECALL_HOME": str(tmp_path)},
             runner=agent,
+            realtime_clock=realtime_clock,
         )
         await gateway.start()
         stack.append(gateway.stop)
@@ -364,6 +372,106 @@ async def test_speak_before_the_realtime_socket_is_admitted_fails_without_carrie
     phone = await h.phone(doc, sid)
     try:
         await h.until(lambda: phone.played() == greeting_audio)
+        assert h.openai.problems == []
+    finally:
+        await phone.__aexit__(None, None, None)
+
+
+def _token(doc: StreamDoc) -> str:
+    return doc.url.rstrip("/").rsplit("/", 1)[-1]
+
+
+async def test_prewarm_opens_the_provider_session_when_the_twiml_is_served(
+    make_harness: Callable[..., Any],
+) -> None:
+    greeting_audio = _audio(8, 10)
+    h: Harness = await make_harness([ScriptedResponse(greeting_audio, "Hello, it is me.")])
+    started = await h.gateway.call(
+        "voicecall.initiate", {"to": CALLEE, "message": OPENING, "mode": "conversation"}
+    )
+    call_id = started["callId"]
+    await h.until(lambda: bool(h.twilio.calls))
+    sid = next(iter(h.twilio.calls))
+    doc = await h.twilio.stream_doc(sid)
+    host = h.gateway.realtime_host
+    # The provider session is connected and configured (greeting directive included) and
+    # ready while no media socket exists yet; its SessionReady waits in the pre-warm buffer.
+    await h.openai.wait_for(lambda: bool(h.openai.connections))
+    await h.openai.wait_for(lambda: bool(h.openai.connection.of_type("session.update")))
+    prewarm = host.prewarms[_token(doc)]
+    await h.until(lambda: prewarm.ready)
+    assert call_id not in host.calls  # not admitted: the phone has not connected
+    assert h.openai.connection.of_type("response.create") == []  # no greeting before `start`
+    assert greeting_directive(OPENING) in _instructions(h.openai)
+    phone = await h.phone(doc, sid)
+    try:
+        # Admission attaches the pre-warmed session: the greeting plays, on that one connection.
+        await h.until(lambda: phone.played() == greeting_audio)
+        assert len(h.openai.connections) == 1
+        assert len(h.openai.connection.of_type("session.update")) == 1
+        assert host.prewarms == {}
+        record = h.record(call_id)
+        assert "initialMessage" not in record.metadata
+        assert h.openai.problems == []
+    finally:
+        await phone.__aexit__(None, None, None)
+
+
+async def test_an_unused_token_releases_and_closes_the_prewarmed_session(
+    make_harness: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [1000.0]
+    h: Harness = await make_harness(
+        [ScriptedResponse(_audio(4, 11), "Hi.")], realtime_clock=lambda: now[0]
+    )
+    started = await h.gateway.call(
+        "voicecall.initiate", {"to": CALLEE, "message": OPENING, "mode": "conversation"}
+    )
+    call_id = started["callId"]
+    await h.until(lambda: bool(h.twilio.calls))
+    sid = next(iter(h.twilio.calls))
+    doc = await h.twilio.stream_doc(sid)
+    host = h.gateway.realtime_host
+    prewarm = host.prewarms[_token(doc)]
+    await h.until(lambda: prewarm.ready)
+    connection = h.openai.connection
+    assert host.is_realtime(call_id)
+    # The carrier never connects: the token expires (30 s on the injected clock).
+    now[0] += 31
+    with caplog.at_level("INFO"):
+        assert h.gateway.realtime_streams.sweep() == 1
+        await h.until(lambda: connection.ws.state.name == "CLOSED")
+    assert host.prewarms == {}
+    assert not host.is_realtime(call_id)
+    assert any(
+        f"realtime stream for call {call_id} never connected" in r.getMessage()
+        for r in caplog.records
+    )
+    assert connection.of_type("response.create") == []
+    # The expired token is refused (HTTP 401) if the carrier shows up after all.
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await h.session.ws_connect(doc.url)
+    assert refused.value.status == 401
+    assert len(h.openai.connections) == 1
+    assert h.openai.problems == []
+
+
+async def test_without_prewarm_the_session_opens_on_admission(
+    make_harness: Callable[..., Any],
+) -> None:
+    greeting_audio = _audio(6, 12)
+    h: Harness = await make_harness([ScriptedResponse(greeting_audio, "Hello.")], prewarm=False)
+    await h.gateway.call(
+        "voicecall.initiate", {"to": CALLEE, "message": OPENING, "mode": "conversation"}
+    )
+    await h.until(lambda: bool(h.twilio.calls))
+    sid = next(iter(h.twilio.calls))
+    doc = await h.twilio.stream_doc(sid)
+    assert h.gateway.realtime_host.prewarms == {}
+    phone = await h.phone(doc, sid)
+    try:
+        await h.until(lambda: phone.played() == greeting_audio)
+        assert len(h.openai.connections) == 1
         assert h.openai.problems == []
     finally:
         await phone.__aexit__(None, None, None)

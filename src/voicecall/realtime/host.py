@@ -25,9 +25,16 @@ No inbound media for ``inactivityTimeoutMs`` (+2 s grace) ends the call with ``t
 realtime speaker hook): no bot line is written for the request (the model's words come back as
 ``call.assistant-speech``) and it returns once the response's audio has played; before the
 socket is admitted it fails with ``realtime stream not connected yet`` (never carrier speech,
-never queued). Not done here: pre-warming the provider session when the TwiML is served
-(§7.3; the session opens on admission), fastContext and the ``always`` consult policy's
-host-run consult (§7.6).
+never queued).
+
+Pre-warm (§7.3, ``realtime.prewarm``): :meth:`RealtimeHost.minted` (the gateway wraps the
+stream server's ``mint``, so it runs when the stream document is served) opens the provider
+session at once, keyed by the token; its events are buffered until the bridge exists, so the
+early ``SessionReady`` is not lost. Admission attaches it (a failed pre-warm is replaced by a
+fresh session); the greeting still waits for both the ready session and the carrier ``start``.
+A token that is never used is released by the stream server (``released(token)``), which closes
+the pre-warmed session. Not done here: fastContext and the ``always`` consult policy's host-run
+consult (§7.6).
 """
 
 from __future__ import annotations
@@ -47,7 +54,13 @@ from voicecall.realtime.bridge import RealtimeBridge, RealtimeTurn
 from voicecall.realtime.instructions import realtime_instructions
 from voicecall.realtime.pacer import OVERFLOW_CLOSE_CODE, OVERFLOW_REASON, RealtimePacer
 from voicecall.realtime.registry import RealtimeSelection, create_realtime_session
-from voicecall.realtime.session import RealtimeError, RealtimeEvent, RealtimeSession
+from voicecall.realtime.session import (
+    RealtimeError,
+    RealtimeEvent,
+    RealtimeSession,
+    SessionReady,
+    ToolCall,
+)
 from voicecall.realtime.tools import (
     CONSULT_SYSTEM_PROMPT,
     ConsultRequest,
@@ -245,6 +258,83 @@ class _Call:
             await asyncio.sleep(limit_s - idle)
 
 
+class _Prewarm:
+    """A provider session opened when the stream document was served (SPEC §7.3), by token.
+
+    The session's events (``SessionReady`` first) are kept in order until :meth:`attach` hands
+    them, and every later one, to the bridge's callback: nothing the session says before the
+    socket is admitted is lost.
+    """
+
+    def __init__(self, token: str, call_id: str) -> None:
+        self.token = token
+        self.call_id = call_id
+        self.session: RealtimeSession | None = None
+        self.task: asyncio.Task[None] | None = None  # session.start()
+        self.ready = False  # SessionReady arrived
+        self._buffer: list[RealtimeEvent] = []
+        self._target: Callable[[RealtimeEvent], None] | None = None
+
+    def deliver(self, event: RealtimeEvent) -> None:
+        """The pre-warmed session's event callback."""
+        if isinstance(event, SessionReady):
+            self.ready = True
+        if self._target is not None:
+            self._target(event)
+        else:
+            self._buffer.append(event)
+
+    def attach(self, target: Callable[[RealtimeEvent], None]) -> None:
+        """Replay the buffered events to ``target``, in order, then forward the rest."""
+        buffered, self._buffer = self._buffer, []
+        for event in buffered:
+            target(event)
+        self._target = target
+
+    @property
+    def failed(self) -> bool:
+        task = self.task
+        return task is not None and task.done() and (task.cancelled() or bool(task.exception()))
+
+
+class _PrewarmedSession(RealtimeSession):
+    """The bridge's view of a pre-warmed session: ``start()`` waits for the start already under
+    way (raising its error) and then attaches the bridge, replaying the buffered events."""
+
+    def __init__(self, prewarm: _Prewarm, on_event: Callable[[RealtimeEvent], None]) -> None:
+        assert prewarm.session is not None and prewarm.task is not None
+        self.prewarm = prewarm
+        self.inner: RealtimeSession = prewarm.session
+        self._on_event = on_event
+
+    async def start(self) -> None:
+        task = self.prewarm.task
+        assert task is not None
+        await asyncio.shield(task)
+        self.prewarm.attach(self._on_event)
+
+    def send_audio(self, ulaw: bytes) -> None:
+        self.inner.send_audio(ulaw)
+
+    async def request_response(self, instructions: str | None = None) -> None:
+        await self.inner.request_response(instructions)
+
+    async def send_user_text(self, text: str, *, respond: bool = True) -> None:
+        await self.inner.send_user_text(text, respond=respond)
+
+    async def cancel_response(self) -> None:
+        await self.inner.cancel_response()
+
+    async def truncate(self, item_id: str, audio_end_ms: int) -> None:
+        await self.inner.truncate(item_id, audio_end_ms)
+
+    async def send_tool_result(self, call: ToolCall, output: Mapping[str, Any]) -> None:
+        await self.inner.send_tool_result(call, output)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 class RealtimeHost:
     """Every realtime call of one gateway run (see the module docstring)."""
 
@@ -266,6 +356,7 @@ class RealtimeHost:
         self._session_factory = session_factory
         self.calls: dict[str, _Call] = {}  # call id -> its current realtime socket
         self._minted: dict[str, str] = {}  # token -> call id: stream documents not yet admitted
+        self.prewarms: dict[str, _Prewarm] = {}  # token -> its pre-warmed session (§7.3)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def spawn(self, work: Awaitable[Any]) -> None:
@@ -333,9 +424,17 @@ class RealtimeHost:
             if call.bridge is not None:
                 call.bridge.on_session_event(event)
 
-        session = self._session_factory(
-            self.selection, self.selection.session_config(instructions, tools), forward
-        )
+        prewarm = self.prewarms.pop(start.token, None)
+        if prewarm is not None and prewarm.failed:
+            log.info("call %s: the pre-warmed session failed; opening a new one", call_id)
+            prewarm = None
+        session: RealtimeSession
+        if prewarm is not None:
+            session = _PrewarmedSession(prewarm, forward)
+        else:
+            session = self._session_factory(
+                self.selection, self.selection.session_config(instructions, tools), forward
+            )
         direction: Literal["inbound", "outbound"] = (
             "inbound" if record.direction == "inbound" else "outbound"
         )
@@ -360,6 +459,11 @@ class RealtimeHost:
         bridge.carrier_started()  # the carrier's start is in: first-audio delay counts from here
         try:
             await bridge.start(greeting)
+        except asyncio.CancelledError:  # the socket ended during admission
+            await bridge.aclose()
+            if self.calls.get(call_id) is call:
+                del self.calls[call_id]
+            raise
         except Exception as exc:
             log.error("call %s: the realtime session could not start: %s", call_id, exc)
             await bridge.aclose()
@@ -406,13 +510,60 @@ class RealtimeHost:
     # -- runtime hooks ----------------------------------------------------------------------------
 
     def minted(self, token: str, call_id: str, provider_call_id: str) -> None:
-        """A realtime stream document with ``token`` was served for the call (SPEC §7.1)."""
+        """A realtime stream document with ``token`` was served for the call (SPEC §7.1).
+
+        With ``realtime.prewarm`` the provider session is opened now (SPEC §7.3): connect and
+        session config (instructions with the pending greeting, tools, formats), kept by token
+        until the socket is admitted or the token is released.
+        """
         self._minted[token] = call_id
+        if not self.config.realtime.prewarm:
+            return
+        record = self.control.get_record(call_id)
+        if _ended(record):
+            return
+        assert record is not None
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # not on the loop: the session opens on admission
+            return
+        message = record.metadata.get("initialMessage")
+        greeting = message if isinstance(message, str) and message else None
+        prewarm = _Prewarm(token, call_id)
+        try:
+            session = self._session_factory(
+                self.selection,
+                self.selection.session_config(
+                    self._instructions(record, greeting), realtime_tools(self.config)
+                ),
+                prewarm.deliver,
+            )
+        except Exception as exc:
+            log.warning("call %s: realtime pre-warm failed: %s", call_id, exc)
+            return
+        prewarm.session = session
+        prewarm.task = task = asyncio.ensure_future(session.start())
+
+        def started(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning(
+                    "call %s: the pre-warmed realtime session did not start: %s",
+                    call_id,
+                    task.exception(),
+                )
+
+        task.add_done_callback(started)
+        self.prewarms[token] = prewarm
+        log.info("call %s: realtime session pre-warming", call_id)
 
     def released(self, token: str) -> None:
         """The stream server's ``released(token)``: the token was never used (or its socket
-        ended before admission)."""
+        ended before admission); its pre-warmed session is closed."""
         self._minted.pop(token, None)
+        prewarm = self.prewarms.pop(token, None)
+        if prewarm is not None and prewarm.session is not None:
+            log.info("call %s: pre-warmed realtime session released", prewarm.call_id)
+            self.spawn(prewarm.session.aclose())
 
     def is_realtime(self, call_id: str) -> bool:
         """The call talks to a realtime model: admitted, or its stream document was served."""
@@ -446,7 +597,10 @@ class RealtimeHost:
             call.conn.close(1000, _CALL_ENDED_REASON)
 
     async def aclose(self) -> None:
-        """Wait for the sockets' teardown work (the stream server closes the sockets)."""
+        """Close pre-warmed sessions; wait for the sockets' teardown work (the stream server
+        closes the sockets)."""
+        for token in list(self.prewarms):
+            self.released(token)
         for call in list(self.calls.values()):
             if call.watch is not None:
                 call.watch.cancel()
