@@ -10,7 +10,10 @@ use (the first socket that presents it consumes it) and forgotten when the call 
 is kept in the record's ``metadata.streamUrl`` and reported as ``streamUrl`` by
 ``voicecall.status`` while the call is live. Frames are Twilio Media Streams frames
 (:mod:`voicecall.carriers.mock.stream`), ``start.callSid`` being the mock ``providerCallId``.
-``realtime.enabled`` alone mints nothing: realtime calls have no stream endpoint yet.
+With ``realtime.enabled`` and the realtime bridge bound (:meth:`MockCarrier.bind_realtime`, done
+by the gateway) the URL minted at ``call.answered`` is the realtime one instead,
+``{realtime.streamPath}/{token}`` with a token from the bridge's mint (UUID v4, single use, 30 s;
+SPEC §3.6, §7.1), reported as ``streamUrl`` the same way; its frames are Twilio's too.
 
 Simulated far end and streams. ``mock.simulate`` keeps playing the callee while streaming is
 on, and the stream is there for an external client (a test, a softphone bridge) to be the
@@ -33,6 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from voicecall.calls.events import event_from_dict
 from voicecall.calls.record import CallRecord
@@ -113,6 +117,7 @@ class MockCarrier(Carrier):
         self._streaming = self._config is not None and bool(self._config.streaming.enabled)
         if self._streaming:
             self.stream_tokens = SingleUseStreamTokens()
+        self._realtime_mint: Callable[[str, str], str] | None = None
         self._now_ms = now_ms or (lambda: int(time.time() * 1000))
         self._sink: EventSink | None = None
         self._calls: dict[str, MockCall] = {}
@@ -129,8 +134,35 @@ class MockCarrier(Carrier):
         self._sink = sink
 
     def stream_protocol(self) -> MockStreamProtocol | None:
-        """Twilio Media Streams frames with the token in the path; None with streaming off."""
-        return MockStreamProtocol() if self._streaming else None
+        """Twilio Media Streams frames with the token in the path; None without streams.
+
+        Streams are classic streaming, or realtime once the bridge is bound (the realtime socket
+        server takes its codecs here too; the classic stream server still refuses classic
+        sockets with streaming off, as there are no classic stream tokens then).
+        """
+        return self.realtime_stream_protocol() if self._serves_streams() else None
+
+    def realtime_stream_protocol(self) -> MockStreamProtocol:
+        """A fresh codec for one realtime-bridge socket: Twilio frames (SPEC §3.6)."""
+        return MockStreamProtocol()
+
+    def bind_realtime(self, mint: Callable[[str, str], str] | None) -> None:
+        """Answered conversation calls get a realtime ``streamUrl`` from ``mint(callId, pcid)``.
+
+        Bound by the gateway when the realtime bridge runs; unbound, calls get classic stream
+        URLs (with streaming on) or none.
+        """
+        self._realtime_mint = mint
+
+    def _realtime(self) -> Callable[[str, str], str] | None:
+        """The bound mint while realtime is on (None: classic streaming or none)."""
+        config = self._config
+        if config is None or not config.realtime.enabled:
+            return None
+        return self._realtime_mint
+
+    def _serves_streams(self) -> bool:
+        return self._streaming or self._realtime() is not None
 
     async def start(self) -> None:
         self._closed = False
@@ -381,7 +413,7 @@ class MockCarrier(Carrier):
 
     def _after_event(self, event: dict[str, Any], control: CallControl | None) -> None:
         """What the carrier does once the runtime has processed one of its call's events."""
-        if not self._streaming or control is None:
+        if not self._serves_streams() or control is None:
             return
         kind = event.get("type")
         if kind == "call.answered":
@@ -400,23 +432,38 @@ class MockCarrier(Carrier):
         return record
 
     def _open_stream(self, event: dict[str, Any], control: CallControl) -> None:
-        """Mint the answered call's stream token and publish its URL (once per call)."""
+        """Mint the answered call's stream token and publish its URL (once per call).
+
+        Realtime (bridge bound) comes first; notify calls never stream (SPEC §2.5).
+        """
         record = self._record_of(event, control)
-        tokens = self.stream_tokens
-        if record is None or tokens is None or record.ended_at_ms is not None:
+        if record is None or record.ended_at_ms is not None:
             return
         pcid = record.provider_call_id
         conversation = record.direction == "inbound" or record.mode == "conversation"
         if not pcid or not conversation or MOCK_STREAM_URL_KEY in record.metadata:
             return
-        base = self._stream_base_url()
+        mint, config = self._realtime(), self._config
+        if mint is not None and config is not None:
+            base = self._stream_base_url(config.realtime.stream_path)
+            if base is None:
+                return
+            token = mint(record.call_id, pcid)
+            record.metadata[MOCK_STREAM_URL_KEY] = f"{base}/{quote(token, safe='')}"
+            logger.info("mock call %s: realtime stream URL minted", record.call_id)
+            return
+        tokens = self.stream_tokens
+        if tokens is None or config is None:
+            return
+        base = self._stream_base_url(config.streaming.stream_path)
         if base is None:
             return
         record.metadata[MOCK_STREAM_URL_KEY] = f"{base}/{tokens.mint(pcid)}"
         logger.info("mock call %s: media stream URL minted", record.call_id)
 
-    def _stream_base_url(self) -> str | None:
-        """``ws(s)://host{prefix}{streamPath}`` next to the webhook URL carriers are given."""
+    def _stream_base_url(self, path: str | None = None) -> str | None:
+        """``ws(s)://host{prefix}{path}`` next to the webhook URL carriers are given (``path``:
+        the classic ``streamPath`` unless given)."""
         from voicecall.exposure.webhook_url import (
             public_path_prefix,
             public_route_url,
@@ -427,9 +474,10 @@ class MockCarrier(Carrier):
         if config is None:
             return None
         webhook_url = self.context.webhook_url or resolve_webhook_url(config)
+        path = path if path is not None else config.streaming.stream_path
         return public_route_url(
             webhook_url,
-            config.streaming.stream_path.rstrip("/"),
+            path.rstrip("/"),
             prefix=public_path_prefix(config),
             websocket=True,
         )

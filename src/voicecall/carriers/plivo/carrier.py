@@ -8,7 +8,9 @@ never swap texts (nor share a replay key under ``skipSignatureVerification``). F
 conversation calls a speak document also listens (``xml-speak-listen``), so the manager's
 following ``start_listening`` needs no second transfer that would cut the speech short.
 With ``streaming.enabled`` a conversation call's answer document is a bidirectional
-``<Stream>`` (token in the path) and no transfer replaces it while the stream is live.
+``<Stream>`` (token in the path) and no transfer replaces it while the stream is live. With
+``realtime.enabled`` and the realtime bridge bound (:meth:`PlivoCarrier.bind_realtime`) the
+same ``<Stream>`` carries the realtime path and a token minted by the bridge (SPEC §3.4, §7.1).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from voicecall.carriers.base import (
     CallControl,
@@ -138,9 +142,34 @@ class PlivoCarrier(Carrier):
         self._stream_ids: OrderedDict[str, str] = OrderedDict()  # callId -> streamed CallUUID
         if self.settings.stream_path is not None:
             self.stream_tokens = StreamTokens()
+        self._realtime_mint: Callable[[str, str], str] | None = None
 
     def stream_protocol(self) -> PlivoStreamProtocol | None:
-        return PlivoStreamProtocol() if self.settings.stream_path is not None else None
+        """A Plivo frame codec while this carrier serves streams (classic, or realtime bound).
+
+        The realtime socket server gets its codecs here too; the classic stream server still
+        refuses a classic socket when classic streaming is off (no stream tokens).
+        """
+        return self.realtime_stream_protocol() if self._serves_streams() else None
+
+    def realtime_stream_protocol(self) -> PlivoStreamProtocol:
+        """A fresh Plivo frame codec for one realtime-bridge socket (SPEC §3.4, §7.2)."""
+        return PlivoStreamProtocol()
+
+    def bind_realtime(self, mint: Callable[[str, str], str] | None) -> None:
+        """Realtime calls get the realtime ``<Stream>`` with a token from ``mint(callId, uuid)``.
+
+        Bound by the gateway when the realtime bridge runs; unbound, calls take the
+        streaming/classic documents.
+        """
+        self._realtime_mint = mint
+
+    def _realtime(self) -> Callable[[str, str], str] | None:
+        """The bound mint while realtime is on (None: classic streaming or none)."""
+        return self._realtime_mint if self.settings.realtime_path is not None else None
+
+    def _serves_streams(self) -> bool:
+        return self.settings.stream_path is not None or self._realtime() is not None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -259,14 +288,31 @@ class PlivoCarrier(Carrier):
         return plivo_xml.xml_empty()
 
     def _stream_doc(self, record: CallRecord, call_uuid: str, host: str | None) -> str | None:
-        """The ``<Stream>`` answer with a freshly minted token, when streaming applies."""
+        """The ``<Stream>`` answer with a freshly minted token, when streaming applies.
+
+        Realtime (bridge bound) comes first, as step 8 before step 9 on Twilio; either way only
+        conversation calls (inbound calls the policy let in, outbound ``conversation``) stream:
+        notify calls never open media streams (SPEC §2.5).
+        """
         from voicecall.exposure.webhook_url import public_route_url
 
-        stream_path, tokens = self.settings.stream_path, self.stream_tokens
         conversation = record.direction == "inbound" or record.mode == "conversation"
-        if stream_path is None or tokens is None or not conversation:
+        if not conversation or record.ended_at_ms is not None:
             return None
-        if record.ended_at_ms is not None:
+        mint, realtime_path = self._realtime(), self.settings.realtime_path
+        if mint is not None and realtime_path is not None:
+            url = public_route_url(
+                self._webhook_url(),
+                realtime_path,
+                prefix=self.settings.stream_prefix,
+                websocket=True,
+                request_host=host,
+            )
+            token = mint(record.call_id, call_uuid)
+            log.info("plivo: realtime stream XML served for call %s", record.call_id)
+            return plivo_xml.xml_stream(f"{url.rstrip('/')}/{quote(token, safe='')}")
+        stream_path, tokens = self.settings.stream_path, self.stream_tokens
+        if stream_path is None or tokens is None:
             return None
         url = public_route_url(
             self._webhook_url(),

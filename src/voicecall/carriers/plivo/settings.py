@@ -57,6 +57,9 @@ class PlivoSettings:
     stream_path: str | None = None
     #: The reverse-proxy prefix of ``publicUrl`` put in front of stream paths.
     stream_prefix: str = ""
+    #: ``realtime.streamPath`` when realtime is on (SPEC §3.4, §7.1), else None. Realtime
+    #: documents are served only once the gateway has bound the bridge's token mint.
+    realtime_path: str | None = None
 
     @classmethod
     def from_config(cls, config: Any) -> PlivoSettings:
@@ -67,6 +70,9 @@ class PlivoSettings:
         streaming = getattr(config, "streaming", None)
         stream_path = getattr(streaming, "stream_path", None) or None
         streams = bool(getattr(streaming, "enabled", False)) and stream_path is not None
+        realtime = getattr(config, "realtime", None)
+        realtime_path = getattr(realtime, "stream_path", None) or None
+        realtime_on = bool(getattr(realtime, "enabled", False)) and realtime_path is not None
         return cls(
             auth_id=str(getattr(plivo, "auth_id", None) or ""),
             auth_token=str(getattr(plivo, "auth_token", None) or ""),
@@ -76,5 +82,6 @@ class PlivoSettings:
             locale=_tts_locale(getattr(config, "tts", None)),
             recording=bool(getattr(recording, "enabled", False)),
             stream_path=str(stream_path) if streams else None,
-            stream_prefix=_path_prefix(config) if streams else "",
+            stream_prefix=_path_prefix(config) if streams or realtime_on else "",
+            realtime_path=str(realtime_path) if realtime_on else None,
         )

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -107,9 +108,30 @@ class TelnyxCarrier(Carrier):
         self._streaming = bool(config.streaming.enabled)
         self._stream_tokens = self.stream_tokens = StreamTokens()
         self._streams_started: set[str] = set()  # calls whose caller is heard on a stream
+        self._realtime_mint: Callable[[str, str], str] | None = None
 
     def stream_protocol(self) -> TelnyxStreamProtocol:
         return TelnyxStreamProtocol()
+
+    def bind_realtime(self, mint: Callable[[str, str], str] | None) -> None:
+        """Realtime calls stream to the realtime path with a token from ``mint(call_id, ccid)``.
+
+        Bound by the gateway when the realtime bridge runs (SPEC §3.3, §7.1): conversation calls
+        (accepted inbound, outbound ``conversation``) then get the realtime path in the
+        ``stream_url`` of ``answer``/``streaming_start`` instead of the classic stream path.
+        Unbound, calls take the streaming/classic steps.
+        """
+        self._realtime_mint = mint
+
+    def _realtime(self) -> Callable[[str, str], str] | None:
+        """The bound mint while realtime is on (None: classic streaming or none)."""
+        mint = self._realtime_mint
+        realtime = getattr(self._config, "realtime", None)
+        return mint if mint is not None and getattr(realtime, "enabled", False) else None
+
+    def _media_streams(self) -> bool:
+        """Whether conversation calls get a media stream (classic or realtime)."""
+        return self._streaming or self._realtime() is not None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -336,9 +358,9 @@ class TelnyxCarrier(Carrier):
         self._spawn(self._answer(ccid, record.call_id))
 
     async def _answer(self, ccid: str, call_id: str) -> None:
-        # An accepted inbound call is a conversation: with streaming on, the answer itself
-        # starts the media stream (the token minted here is the one the socket must present).
-        stream = self._stream_params(ccid) if self._streaming else None
+        # An accepted inbound call is a conversation: with streaming or realtime on, the answer
+        # itself starts the media stream (the token minted here is the one the socket presents).
+        stream = self._stream_params(ccid, call_id) if self._media_streams() else None
         if stream is not None:
             self._streams_started.add(ccid)
         try:
@@ -351,20 +373,28 @@ class TelnyxCarrier(Carrier):
 
     # ---- media streams (SPEC §3.3, §5) -------------------------------------------------------
 
-    def _stream_params(self, ccid: str) -> commands.StreamParams:
+    def _stream_params(self, ccid: str, call_id: str) -> commands.StreamParams:
+        """The stream fields with a freshly minted token: the realtime path while realtime is
+        bound (SPEC §7.1 "Telnyx: realtime path in stream_url"), else the classic stream path."""
         from voicecall.exposure.webhook_url import public_path_prefix, public_route_url
 
+        mint = self._realtime()
+        path = self._config.realtime.stream_path if mint else self._config.streaming.stream_path
         base = public_route_url(
             self._webhook_url(),
-            self._config.streaming.stream_path.rstrip("/"),
+            path.rstrip("/"),
             prefix=public_path_prefix(self._config),
             websocket=True,
         )
+        if mint is not None:
+            token = mint(call_id, ccid)
+            log.info("telnyx call %s: realtime stream_url sent", call_id)
+            return commands.StreamParams(url=f"{base}/{quote(token, safe='')}", token=token)
         token = self._stream_tokens.mint(ccid)
         return commands.StreamParams(url=f"{base}/{token}", token=token)
 
     def _stream_if_conversation(self, ccid: str, control: CallControl) -> None:
-        if not self._streaming or ccid in self._streams_started:
+        if not self._media_streams() or ccid in self._streams_started:
             return
         record = control.find_by_provider_id(ccid)
         if record is None or record.ended_at_ms or record.direction != "outbound":
@@ -377,7 +407,7 @@ class TelnyxCarrier(Carrier):
     async def _start_stream(self, ccid: str, call_id: str) -> None:
         await self._wait_ready(ccid)  # pre-connect DTMF plays before the stream starts
         try:
-            await self._send(commands.streaming_start(ccid, self._stream_params(ccid)))
+            await self._send(commands.streaming_start(ccid, self._stream_params(ccid, call_id)))
             log.info("telnyx call %s: media stream requested", call_id)
         except Exception as exc:
             self._streams_started.discard(ccid)  # a redelivered call.answered may try again
