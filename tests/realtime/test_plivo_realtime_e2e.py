@@ -230,6 +230,9 @@ async def test_an_inbound_allowlisted_call_is_answered_onto_the_realtime_bridge(
         call_id = record.call_id
         await h.until(lambda: _played(phone) == greeting_audio)
         await h.until(lambda: ("bot", GREETING) in h.transcript(call_id))
+        # Recorded as soon as the greeting is heard, before any hang-up can end the call.
+        metadata = lambda: h.record(call_id).metadata  # noqa: E731
+        await h.until(lambda: isinstance(metadata().get("realtimeFirstAudioMs"), int))
         # The caller hangs up: Plivo closes the socket; the call ends after the grace.
         h.plivo.callee_hangs_up(call)
         await phone.__aexit__(None, None, None)

@@ -155,8 +155,18 @@ class _Call:
             self.bridge.on_carrier_audio(ulaw)
 
     def on_mark(self, name: str) -> None:
-        if self.bridge is not None:
-            self.bridge.on_carrier_mark(name)
+        bridge = self.bridge
+        if bridge is not None:
+            bridge.on_carrier_mark(name)
+            # The first echoed mark means the greeting is being heard: record realtimeFirstAudioMs
+            # now, not only at a turn or the end (a carrier hang-up may end the call first).
+            if not self.first_audio_written and bridge.first_audio_ms is not None:
+                self.first_audio_written = True
+                self.host.spawn(
+                    self.host.control.realtime_progress(
+                        self.call_id, first_audio_ms=bridge.first_audio_ms
+                    )
+                )
 
     def on_dtmf(self, digit: str) -> None:
         log.debug("call %s: realtime stream DTMF %s ignored", self.call_id, digit)
