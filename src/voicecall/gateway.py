@@ -97,6 +97,7 @@ class Gateway:
         enabled: bool | None = None,
         config_path: Path | None = None,
         realtime_clock: Callable[[], float] | None = None,
+        realtime_session_factory: Callable[..., Any] | None = None,
     ) -> None:
         loaded_config = getattr(config, "config", None)
         if isinstance(loaded_config, VoicecallConfig):
@@ -138,6 +139,10 @@ class Gateway:
         self.realtime_host: Any = None  # RealtimeHost while realtime runs
         # The realtime stream tokens' TTL clock (monotonic seconds; injectable for tests).
         self._realtime_clock = realtime_clock or time.monotonic
+        # Tests only: builds the realtime provider sessions in place of
+        # ``registry.create_realtime_session`` (same arguments), e.g. to trust a local fake's
+        # TLS certificate. None (production) keeps the registry's factory.
+        self._realtime_session_factory = realtime_session_factory
         self._started_at_s = 0.0
         self._stopping = False
         self._started = False
@@ -376,14 +381,18 @@ class Gateway:
             return
         from voicecall.exposure.webhook_url import public_path_prefix, stream_host
         from voicecall.realtime.host import RealtimeHost
-        from voicecall.realtime.registry import select_realtime_provider
+        from voicecall.realtime.registry import create_realtime_session, select_realtime_provider
         from voicecall.server.realtime_streams import RealtimeStreamServer
 
         selection = select_realtime_provider(self.config, self.env)
         if selection is None:
             return
         host = RealtimeHost(
-            self.config, selection=selection, control=cast(Any, runtime), env=self.env
+            self.config,
+            selection=selection,
+            control=cast(Any, runtime),
+            env=self.env,
+            session_factory=self._realtime_session_factory or create_realtime_session,
         )
         server = RealtimeStreamServer(
             realtime_path=self.config.realtime.stream_path,

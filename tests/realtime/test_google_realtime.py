@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import logging
@@ -561,6 +562,23 @@ async def test_aclose_delivers_one_completed(
     assert events.items[-1] == SessionClosed("completed")
     assert fake.current.closed
     assert fake.current.turns == []
+
+
+async def test_aclose_cancelled_midway_still_closes_the_connection(
+    fake: FakeGeminiLive, make_session: SessionFactory
+) -> None:
+    """The bridge cancels the end_call tool task that began aclose() and calls aclose() itself:
+    the connection is still closed, and the second aclose() waits for the first one's close."""
+    session, events = await started(make_session, fake)
+    first = asyncio.ensure_future(session.aclose())
+    await asyncio.sleep(0)  # the close has begun
+    first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    await session.aclose()
+    await fake.wait_closed(fake.current)
+    assert fake.current.closed
+    assert events.of(SessionClosed) == [SessionClosed("completed")]
 
 
 # ---- garbage from the server ------------------------------------------------------------------

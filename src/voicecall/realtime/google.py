@@ -206,6 +206,7 @@ class GeminiLiveSession(RealtimeSession):
         self._final_sent = False
         self._warned_drop = False
         self._greeted = False
+        self._closing: asyncio.Future[None] | None = None  # aclose()'s shutdown, once begun
 
     # -- the contract -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -281,6 +282,9 @@ class GeminiLiveSession(RealtimeSession):
 
     async def aclose(self) -> None:
         """Closes the connection; ``SessionClosed("completed")`` unless the session had ended."""
+        if self._closing is not None:  # another aclose() is closing: wait for it to finish
+            await asyncio.shield(self._closing)
+            return
         reader = self._reader
         if self._closed:
             if reader is not None and reader is not asyncio.current_task():
@@ -288,6 +292,12 @@ class GeminiLiveSession(RealtimeSession):
             return
         self._closed = True
         self._notify_changed()
+        # Shielded: a caller cancelled mid-close (the bridge cancels the end_call tool task that
+        # started the close) must not leave the websocket open.
+        self._closing = asyncio.ensure_future(self._shutdown())
+        await asyncio.shield(self._closing)
+
+    async def _shutdown(self) -> None:
         tasks = {t for t in (self._reader, self._writer) if t is not None}
         for task in tasks:
             task.cancel()
