@@ -514,14 +514,8 @@ class CallRuntime:
                 await carrier.hangup_call(command.provider_call_id)
             elif isinstance(command, cmd.PlayTts) and streamed is not None:
                 outcome.update(_outcome(await streamed.outcome()))
-            elif isinstance(command, cmd.PlayTts) and await self._speak_realtime(command):
-                pass  # the realtime bridge asked its model to say it
             elif isinstance(command, cmd.PlayTts):
-                playback = self._stream_playback(command.call_id) if self._stream_playback else None
-                if playback is None:
-                    await carrier.play_tts(command.provider_call_id, command.text)
-                else:
-                    outcome.update(await self._play_on_stream(playback, command))
+                outcome.update(await self._play(command))
             elif isinstance(command, cmd.StartListening):
                 await carrier.start_listening(command.provider_call_id, command.turn_token)
             elif isinstance(command, cmd.StopListening):
@@ -544,11 +538,16 @@ class CallRuntime:
             lambda now: self._manager.carrier_result(op_id, now_ms=now, **outcome),
         )
 
-    async def _speak_realtime(self, command: cmd.PlayTts) -> bool:
+    async def _play(self, command: cmd.PlayTts) -> dict[str, Any]:
+        """Say ``command.text``: by the realtime model, on the media stream, or by the carrier."""
         speaker = self._realtime_speaker
-        if speaker is None:
-            return False
-        return await speaker(command.call_id, command.text)
+        if speaker is not None and await speaker(command.call_id, command.text):
+            return {}  # the realtime bridge had its model say it (and waited for it to play)
+        playback = self._stream_playback(command.call_id) if self._stream_playback else None
+        if playback is not None:
+            return await self._play_on_stream(playback, command)
+        await self._carrier.play_tts(command.provider_call_id, command.text)
+        return {}
 
     async def _play_on_stream(self, playback: Playback, command: cmd.PlayTts) -> dict[str, Any]:
         """Speak on the call's media stream; never carrier-native speech (SPEC §8.2)."""
