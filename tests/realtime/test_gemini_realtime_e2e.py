@@ -12,9 +12,6 @@ tests-only ``realtime_session_factory``) that trusts the fake's throwaway certif
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +20,18 @@ from typing import Any
 import aiohttp
 import pytest
 from tests.fakes.realtime_gemini import API_KEY, FakeGeminiLive, GeminiConnection, tone_pcm16
-from tests.streaming.media import StreamDoc, StreamingTwilio, TwilioMediaClient, frames
+from tests.realtime.e2e import (
+    FRAME,
+    OPENING,
+    GatewayHarness,
+    RealtimePhone,
+    audio,
+    close_all,
+    served_on,
+)
+from tests.streaming.conftest import free_port
+from tests.streaming.media import StreamDoc, StreamingTwilio, frames
 
-from voicecall.calls.record import CallRecord
 from voicecall.config import VoicecallConfig
 from voicecall.gateway import Gateway
 from voicecall.realtime.google import GeminiLiveSession
@@ -37,61 +43,18 @@ ACCOUNT = "AC" + "0" * 31 + "1"
 TOKEN = "fake-auth-token"
 FROM = "+15550001000"
 CALLEE = "+15550003333"
-OPENING = "Hello, this is your assistant calling about tomorrow."
 REPLY_TEXT = "Hello, this is your assistant."
-FRAME = 160
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _audio(frames_: int, seed: int) -> bytes:
-    """Distinct µ-law audio: ``frames_`` 20 ms frames."""
-    return bytes((seed * 31 + i) % 120 + 1 for i in range(frames_ * FRAME))
-
-
-class Phone(TwilioMediaClient):
-    """The carrier end of the realtime socket: plays every frame at once and echoes marks."""
-
-    async def acknowledge(self, frame: dict[str, Any]) -> None:
-        if frame.get("event") == "mark":
-            name = frame["mark"]["name"]
-            self.acknowledged.append(name)
-            await self.send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
-
-    def media_frames(self) -> list[bytes]:
-        return [
-            base64.b64decode(f["media"]["payload"]) for f in self.received if f["event"] == "media"
-        ]
 
 
 @dataclass
-class Harness:
-    gateway: Gateway
+class Harness(GatewayHarness):
     twilio: StreamingTwilio
     gemini: FakeGeminiLive
     session: aiohttp.ClientSession
     sessions: list[GeminiLiveSession]
 
-    @property
-    def runtime(self) -> Any:
-        return self.gateway.runtime
-
-    def record(self, call_id: str) -> CallRecord:
-        record = self.runtime.get_record(call_id)
-        assert record is not None
-        return record  # type: ignore[no-any-return]
-
-    async def until(self, predicate: Callable[[], bool], timeout_s: float = 30) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not predicate():
-                await asyncio.sleep(0.01)
-
-    async def phone(self, doc: StreamDoc, sid: str) -> Phone:
-        phone = Phone(self.session, doc.url)
+    async def phone(self, doc: StreamDoc, sid: str) -> RealtimePhone:
+        phone = RealtimePhone(self.session, doc.url)
         await phone.__aenter__()
         phone.listen()
         await phone.start(sid, None)
@@ -109,15 +72,12 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         twilio = StreamingTwilio(ACCOUNT, TOKEN)
         await twilio.start()
         stack.append(twilio.close)
-        port = _free_port()
+        port = free_port()
         raw = {
             "provider": "twilio",
             "fromNumber": FROM,
             "twilio": {"accountSid": ACCOUNT, "authToken": TOKEN, "apiBaseUrl": twilio.base_url},
-            "webhookSecurity": {"allowPrivateWebhookUrl": True},
-            "publicUrl": f"http://127.0.0.1:{port}/voice/webhook",
-            "serve": {"port": port},
-            "rpc": {"port": 0},
+            **served_on(port),
             "realtime": {
                 "enabled": True,
                 "provider": "google",
@@ -153,9 +113,7 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         return Harness(gateway, twilio, gemini, session, sessions)
 
     yield make
-    for close in reversed(stack):
-        with contextlib.suppress(Exception):
-            await close()
+    await close_all(stack)
 
 
 def _system_instruction(conn: GeminiConnection) -> str:
@@ -201,7 +159,7 @@ async def test_an_outbound_conversation_call_runs_on_gemini_live_and_ends_itself
             )
         )
         # The caller talks: PCM16 16 kHz reaches the fake; its transcription lands as a user line.
-        await phone.play(frames(_audio(10, 3)), frame_s=0.0)
+        await phone.play(frames(audio(10, 3)), frame_s=0.0)
         await h.gemini.wait_for(lambda: len(conn.audio) > 0, 30)
         assert len(conn.audio) % 2 == 0
         await h.gemini.input_transcription("Can we move it to Friday?", finished=True)

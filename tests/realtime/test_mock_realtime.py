@@ -10,8 +10,6 @@ the realtime socket server and the bridge are real; OpenAI is the fake Realtime 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +17,20 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.fakes.realtime_openai import API_KEY, FakeOpenAIRealtime, ScriptedResponse
+from tests.fakes.realtime_openai import FakeOpenAIRealtime, ScriptedResponse
+from tests.realtime.e2e import (
+    FRAME,
+    OPENING,
+    GatewayHarness,
+    RealtimePhone,
+    audio,
+    close_all,
+    instructions,
+    openai_realtime,
+)
 from tests.streaming.conftest import free_port
-from tests.streaming.media import TwilioMediaClient, frames
+from tests.streaming.media import frames
 
-from voicecall.calls.record import CallRecord
 from voicecall.carriers.mock import MockCarrier
 from voicecall.config import VoicecallConfig
 from voicecall.gateway import Gateway
@@ -32,62 +39,19 @@ from voicecall.realtime.instructions import greeting_directive
 OUR_NUMBER = "+15550001000"
 CALLEE = "+15550002222"
 CALLER = "+15550004444"
-OPENING = "Hello, this is your assistant calling about tomorrow."
-FRAME = 160
 FAST_MOCK = {"ringMs": 1, "answerMs": 2, "replyMs": 1, "speechMsPerChar": 0}
 
 
-def _audio(frames_: int, seed: int) -> bytes:
-    """Distinct µ-law audio: ``frames_`` 20 ms frames."""
-    return bytes((seed * 31 + i) % 120 + 1 for i in range(frames_ * FRAME))
-
-
-class Phone(TwilioMediaClient):
-    """The callee end of the realtime socket (Twilio frames): plays at once and echoes marks."""
-
-    async def acknowledge(self, frame: dict[str, Any]) -> None:
-        if frame.get("event") == "mark":
-            name = frame["mark"]["name"]
-            self.acknowledged.append(name)
-            await self.send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
-
-    def media_frames(self) -> list[bytes]:
-        return [
-            base64.b64decode(f["media"]["payload"]) for f in self.received if f["event"] == "media"
-        ]
-
-    def played(self) -> bytes:
-        return b"".join(self.media_frames())
-
-
 @dataclass
-class Harness:
-    gateway: Gateway
+class Harness(GatewayHarness):
     openai: FakeOpenAIRealtime
     session: aiohttp.ClientSession
-
-    @property
-    def runtime(self) -> Any:
-        return self.gateway.runtime
 
     @property
     def carrier(self) -> MockCarrier:
         carrier = self.gateway._carrier
         assert isinstance(carrier, MockCarrier)
         return carrier
-
-    def record(self, call_id: str) -> CallRecord:
-        record = self.runtime.get_record(call_id)
-        assert record is not None
-        return record  # type: ignore[no-any-return]
-
-    def transcript(self, call_id: str) -> list[tuple[str, str]]:
-        return [(e.speaker, e.text) for e in self.record(call_id).transcript]
-
-    async def until(self, predicate: Callable[[], bool], timeout_s: float = 30) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not predicate():
-                await asyncio.sleep(0.01)
 
     async def until_async(
         self, predicate: Callable[[], Awaitable[bool]], timeout_s: float = 30
@@ -114,8 +78,8 @@ class Harness:
         assert "answeredAt" in seen
         return str(seen["streamUrl"])
 
-    async def phone(self, url: str, provider_call_id: str) -> Phone:
-        phone = Phone(self.session, url)
+    async def phone(self, url: str, provider_call_id: str) -> RealtimePhone:
+        phone = RealtimePhone(self.session, url)
         await phone.__aenter__()
         phone.listen()
         await phone.start(provider_call_id, None)
@@ -139,11 +103,7 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
             "serve": {"bind": "127.0.0.1", "port": free_port()},
             "rpc": {"bind": "127.0.0.1", "port": 0},
             "mock": FAST_MOCK,
-            "realtime": {
-                "enabled": True,
-                "provider": "openai",
-                "providers": {"openai": {"apiKey": API_KEY, "baseUrl": openai.base_url}},
-            },
+            "realtime": openai_realtime(openai),
             **extra,
         }
         gateway = Gateway(
@@ -156,22 +116,14 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         return Harness(gateway, openai, session)
 
     yield make
-    for close in reversed(stack):
-        with contextlib.suppress(Exception):
-            await close()
-
-
-def _instructions(fake: FakeOpenAIRealtime) -> str:
-    updates = fake.connection.of_type("session.update")
-    assert updates
-    return str(updates[0]["session"]["instructions"])
+    await close_all(stack)
 
 
 async def test_an_outbound_conversation_call_reports_its_realtime_url_and_runs_on_the_model(
     make_harness: Callable[..., Any],
 ) -> None:
-    greeting_audio = _audio(12, 1)
-    farewell_audio = _audio(20, 2)
+    greeting_audio = audio(12, 1)
+    farewell_audio = audio(20, 2)
     h: Harness = await make_harness(
         [
             ScriptedResponse(greeting_audio, "Hello, this is your assistant."),
@@ -193,7 +145,7 @@ async def test_an_outbound_conversation_call_reports_its_realtime_url_and_runs_o
     try:
         await h.openai.wait_for(lambda: bool(h.openai.connections))
         await h.openai.wait_for(lambda: bool(h.openai.connection.of_type("response.create")))
-        assert greeting_directive(OPENING) in _instructions(h.openai)
+        assert greeting_directive(OPENING) in instructions(h.openai)
         assert "initialMessage" not in h.record(call_id).metadata
         # The greeting reaches the phone as Twilio media frames of 160 bytes, with marks.
         await h.until(lambda: len(phone.played()) >= len(greeting_audio))
@@ -206,7 +158,7 @@ async def test_an_outbound_conversation_call_reports_its_realtime_url_and_runs_o
         await h.until(h.response_idle)
         await h.until(lambda: ("bot", "Hello, this is your assistant.") in h.transcript(call_id))
         # The callee talks: audio to the model, its transcript into the record.
-        await phone.play(frames(_audio(10, 3)), frame_s=0.0)
+        await phone.play(frames(audio(10, 3)), frame_s=0.0)
         await h.openai.wait_for(lambda: len(h.openai.audio) > 0)
         await h.openai.user_says("Can we move it to Friday?")
         await h.until(lambda: ("user", "Can we move it to Friday?") in h.transcript(call_id))
@@ -232,7 +184,7 @@ async def test_a_simulated_inbound_call_gets_a_realtime_url_and_the_greeting(
     make_harness: Callable[..., Any],
 ) -> None:
     greeting = "Hi, thanks for calling."
-    greeting_audio = _audio(8, 4)
+    greeting_audio = audio(8, 4)
     h: Harness = await make_harness(
         [ScriptedResponse(greeting_audio, greeting)],
         inboundGreeting=greeting,
@@ -249,7 +201,7 @@ async def test_a_simulated_inbound_call_gets_a_realtime_url_and_the_greeting(
     try:
         await h.openai.wait_for(lambda: bool(h.openai.connections))
         await h.openai.wait_for(lambda: bool(h.openai.connection.of_type("response.create")))
-        assert greeting_directive(greeting) in _instructions(h.openai)
+        assert greeting_directive(greeting) in instructions(h.openai)
         await h.until(lambda: phone.played() == greeting_audio)
         await h.until(lambda: ("bot", greeting) in h.transcript(call_id))
         assert h.openai.problems == []
@@ -258,7 +210,7 @@ async def test_a_simulated_inbound_call_gets_a_realtime_url_and_the_greeting(
 
 
 async def test_the_realtime_url_is_single_use(make_harness: Callable[..., Any]) -> None:
-    h: Harness = await make_harness([ScriptedResponse(_audio(4, 5), "Hello.")])
+    h: Harness = await make_harness([ScriptedResponse(audio(4, 5), "Hello.")])
     started = await h.gateway.call(
         "voicecall.initiate", {"to": CALLEE, "message": OPENING, "mode": "conversation"}
     )

@@ -9,8 +9,6 @@ dials and reports the ``stream_url`` it was given; the phone is a Telnyx media-s
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +16,21 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.fakes.realtime_openai import API_KEY, FakeOpenAIRealtime, ScriptedResponse
+from tests.fakes.realtime_openai import FakeOpenAIRealtime, ScriptedResponse
 from tests.fakes.telnyx import FakeTelnyx, TelnyxMediaStream
+from tests.realtime.e2e import (
+    FRAME,
+    GREETING,
+    OPENING,
+    GatewayHarness,
+    audio,
+    close_all,
+    instructions,
+    openai_realtime,
+    served_on,
+)
 from tests.streaming.conftest import free_port
 
-from voicecall.calls.record import CallRecord
 from voicecall.config import VoicecallConfig
 from voicecall.gateway import Gateway
 from voicecall.realtime.instructions import greeting_directive
@@ -30,15 +38,7 @@ from voicecall.realtime.instructions import greeting_directive
 OUR_NUMBER = "+15550001111"
 FRIEND = "+15550003333"
 CALLEE = "+15550002222"
-GREETING = "Hi friend, how can I help?"
-OPENING = "Hello, this is your assistant calling about tomorrow."
-FRAME = 160
 REALTIME_PATH = "/voice/stream/realtime/"
-
-
-def _audio(frames_: int, seed: int) -> bytes:
-    """Distinct µ-law audio: ``frames_`` 20 ms frames."""
-    return bytes((seed * 31 + i) % 120 + 1 for i in range(frames_ * FRAME))
 
 
 def _played(phone: TelnyxMediaStream) -> bytes:
@@ -46,25 +46,10 @@ def _played(phone: TelnyxMediaStream) -> bytes:
 
 
 @dataclass
-class Harness:
-    gateway: Gateway
+class Harness(GatewayHarness):
     telnyx: FakeTelnyx
     openai: FakeOpenAIRealtime
     session: aiohttp.ClientSession
-
-    @property
-    def runtime(self) -> Any:
-        return self.gateway.runtime
-
-    def record(self, call_id: str) -> CallRecord:
-        record = self.runtime.get_record(call_id)
-        assert record is not None
-        return record  # type: ignore[no-any-return]
-
-    async def until(self, predicate: Callable[[], bool], timeout_s: float = 30) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not predicate():
-                await asyncio.sleep(0.01)
 
     async def phone(self, ccid: str) -> TelnyxMediaStream:
         """The Telnyx end of the call's media stream, connected to its ``stream_url``."""
@@ -77,9 +62,6 @@ class Harness:
 
     def response_idle(self) -> bool:
         return self.openai._active is None  # the fake streamed its whole response
-
-    def transcript(self, call_id: str) -> list[tuple[str, str]]:
-        return [(e.speaker, e.text) for e in self.record(call_id).transcript]
 
 
 @pytest.fixture
@@ -103,18 +85,11 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
                 "publicKey": telnyx.public_key_b64,
                 "apiBaseUrl": telnyx.base_url,
             },
-            "webhookSecurity": {"allowPrivateWebhookUrl": True},
-            "publicUrl": f"http://127.0.0.1:{port}/voice/webhook",
-            "serve": {"port": port},
-            "rpc": {"port": 0},
+            **served_on(port),
             "inboundPolicy": "allowlist",
             "allowFrom": [FRIEND],
             "inboundGreeting": GREETING,
-            "realtime": {
-                "enabled": True,
-                "provider": "openai",
-                "providers": {"openai": {"apiKey": API_KEY, "baseUrl": openai.base_url}},
-            },
+            "realtime": openai_realtime(openai),
         }
         gateway = Gateway(
             VoicecallConfig.model_validate(raw), env={"VOICECALL_HOME": str(tmp_path)}
@@ -127,22 +102,14 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         return Harness(gateway, telnyx, openai, session)
 
     yield make
-    for close in reversed(stack):
-        with contextlib.suppress(Exception):
-            await close()
-
-
-def _instructions(fake: FakeOpenAIRealtime) -> str:
-    updates = fake.connection.of_type("session.update")
-    assert updates
-    return str(updates[0]["session"]["instructions"])
+    await close_all(stack)
 
 
 async def test_an_outbound_conversation_call_streams_to_the_realtime_model_and_ends_itself(
     make_harness: Callable[..., Any],
 ) -> None:
-    greeting_audio = _audio(12, 1)
-    farewell_audio = _audio(20, 2)
+    greeting_audio = audio(12, 1)
+    farewell_audio = audio(20, 2)
     h: Harness = await make_harness(
         [
             ScriptedResponse(greeting_audio, "Hello, this is your assistant."),
@@ -167,7 +134,7 @@ async def test_an_outbound_conversation_call_streams_to_the_realtime_model_and_e
     try:
         await h.openai.wait_for(lambda: bool(h.openai.connections))
         await h.openai.wait_for(lambda: bool(h.openai.connection.of_type("response.create")))
-        assert greeting_directive(OPENING) in _instructions(h.openai)
+        assert greeting_directive(OPENING) in instructions(h.openai)
         assert "initialMessage" not in h.record(call_id).metadata
         # The greeting reaches the phone as Telnyx media frames of 160 bytes, with marks.
         await h.until(lambda: len(_played(phone)) >= len(greeting_audio))
@@ -180,7 +147,7 @@ async def test_an_outbound_conversation_call_streams_to_the_realtime_model_and_e
         await h.until(h.response_idle)
         await h.until(lambda: ("bot", "Hello, this is your assistant.") in h.transcript(call_id))
         # The caller talks: Telnyx media reaches the model, the transcript lands in the record.
-        await phone.play(_audio(10, 3), frame_s=0.0)
+        await phone.play(audio(10, 3), frame_s=0.0)
         await h.openai.wait_for(lambda: len(h.openai.audio) > 0)
         await h.openai.user_says("Can we move it to Friday?")
         await h.until(lambda: ("user", "Can we move it to Friday?") in h.transcript(call_id))
@@ -205,7 +172,7 @@ async def test_an_outbound_conversation_call_streams_to_the_realtime_model_and_e
 async def test_an_inbound_allowlisted_call_is_answered_onto_the_realtime_bridge(
     make_harness: Callable[..., Any],
 ) -> None:
-    greeting_audio = _audio(10, 4)
+    greeting_audio = audio(10, 4)
     h: Harness = await make_harness([ScriptedResponse(greeting_audio, GREETING)])
     ccid = h.telnyx.place_inbound_call(from_number=FRIEND, to_number=OUR_NUMBER)
     # The answer command itself carries the realtime stream fields.
@@ -220,7 +187,7 @@ async def test_an_inbound_allowlisted_call_is_answered_onto_the_realtime_bridge(
     try:
         await h.openai.wait_for(lambda: bool(h.openai.connections))
         await h.openai.wait_for(lambda: bool(h.openai.connection.of_type("response.create")))
-        assert greeting_directive(GREETING) in _instructions(h.openai)
+        assert greeting_directive(GREETING) in instructions(h.openai)
         record = h.runtime.find_by_provider_id(ccid)
         assert record is not None and record.direction == "inbound"
         call_id = record.call_id

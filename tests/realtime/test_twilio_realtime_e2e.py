@@ -9,10 +9,7 @@ the fake Realtime server answering each ``response.create`` with the next script
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +17,23 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.fakes.realtime_openai import API_KEY, FakeOpenAIRealtime, ScriptedResponse
-from tests.streaming.media import StreamDoc, StreamingTwilio, TwilioMediaClient, frames
+from tests.fakes.realtime_openai import FakeOpenAIRealtime, ScriptedResponse
+from tests.realtime.e2e import (
+    FRAME,
+    GREETING,
+    OPENING,
+    GatewayHarness,
+    RealtimePhone,
+    audio,
+    close_all,
+    instructions,
+    openai_realtime,
+    served_on,
+)
+from tests.streaming.conftest import free_port
+from tests.streaming.media import StreamDoc, StreamingTwilio, frames
 
 from voicecall.agent.types import Payload, RunRequest, RunResult
-from voicecall.calls.record import CallRecord
 from voicecall.config import VoicecallConfig
 from voicecall.gateway import Gateway
 from voicecall.realtime.instructions import greeting_directive
@@ -35,20 +44,6 @@ TOKEN = "fake-auth-token"
 FROM = "+15550001000"
 FRIEND = "+15550002222"
 CALLEE = "+15550003333"
-GREETING = "Hi friend, how can I help?"
-OPENING = "Hello, this is your assistant calling about tomorrow."
-FRAME = 160
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _audio(frames_: int, seed: int) -> bytes:
-    """Distinct µ-law audio: ``frames_`` 20 ms frames."""
-    return bytes((seed * 31 + i) % 120 + 1 for i in range(frames_ * FRAME))
 
 
 class Agent:
@@ -62,48 +57,15 @@ class Agent:
         return RunResult([Payload("It is sunny.")])
 
 
-class Phone(TwilioMediaClient):
-    """The carrier end of the realtime socket: plays every frame at once and echoes marks."""
-
-    async def acknowledge(self, frame: dict[str, Any]) -> None:
-        if frame.get("event") == "mark":
-            name = frame["mark"]["name"]
-            self.acknowledged.append(name)
-            await self.send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
-
-    def media_frames(self) -> list[bytes]:
-        return [
-            base64.b64decode(f["media"]["payload"]) for f in self.received if f["event"] == "media"
-        ]
-
-    def played(self) -> bytes:
-        return b"".join(self.media_frames())
-
-
 @dataclass
-class Harness:
-    gateway: Gateway
+class Harness(GatewayHarness):
     twilio: StreamingTwilio
     openai: FakeOpenAIRealtime
     session: aiohttp.ClientSession
     agent: Agent
 
-    @property
-    def runtime(self) -> Any:
-        return self.gateway.runtime
-
-    def record(self, call_id: str) -> CallRecord:
-        record = self.runtime.get_record(call_id)
-        assert record is not None
-        return record  # type: ignore[no-any-return]
-
-    async def until(self, predicate: Callable[[], bool], timeout_s: float = 30) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not predicate():
-                await asyncio.sleep(0.01)
-
-    async def phone(self, doc: StreamDoc, sid: str) -> Phone:
-        phone = Phone(self.session, doc.url)
+    async def phone(self, doc: StreamDoc, sid: str) -> RealtimePhone:
+        phone = RealtimePhone(self.session, doc.url)
         await phone.__aenter__()
         phone.listen()
         await phone.start(sid, None)
@@ -129,23 +91,16 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         twilio = StreamingTwilio(ACCOUNT, TOKEN)
         await twilio.start()
         stack.append(twilio.close)
-        port = _free_port()
+        port = free_port()
         raw = {
             "provider": "twilio",
             "fromNumber": FROM,
             "twilio": {"accountSid": ACCOUNT, "authToken": TOKEN, "apiBaseUrl": twilio.base_url},
-            "webhookSecurity": {"allowPrivateWebhookUrl": True},
-            "publicUrl": f"http://127.0.0.1:{port}/voice/webhook",
-            "serve": {"port": port},
-            "rpc": {"port": 0},
+            **served_on(port),
             "inboundPolicy": "allowlist",
             "allowFrom": [FRIEND],
             "inboundGreeting": GREETING,
-            "realtime": {
-                "enabled": True,
-                "provider": "openai",
-                "providers": {"openai": {"apiKey": API_KEY, "baseUrl": openai.base_url}},
-            },
+            "realtime": openai_realtime(openai),
         }
         if prewarm is not None:
             raw["realtime"]["prewarm"] = prewarm
@@ -163,26 +118,18 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         return Harness(gateway, twilio, openai, session, agent)
 
     yield make
-    for close in reversed(stack):
-        with contextlib.suppress(Exception):
-            await close()
+    await close_all(stack)
 
 
 def _bot_lines(h: Harness, call_id: str) -> list[str]:
     return [e.text for e in h.record(call_id).transcript if e.speaker == "bot"]
 
 
-def _instructions(fake: FakeOpenAIRealtime) -> str:
-    updates = fake.connection.of_type("session.update")
-    assert updates
-    return str(updates[0]["session"]["instructions"])
-
-
 async def test_an_outbound_conversation_call_runs_on_the_realtime_model_and_ends_itself(
     make_harness: Callable[..., Any],
 ) -> None:
-    greeting_audio = _audio(12, 1)
-    farewell_audio = _audio(40, 2)  # 800 ms: still playing when end_call arrives
+    greeting_audio = audio(12, 1)
+    farewell_audio = audio(40, 2)  # 800 ms: still playing when end_call arrives
     h: Harness = await make_harness(
         [
             ScriptedResponse(greeting_audio, "Hello, this is your assistant."),
@@ -205,7 +152,7 @@ async def test_an_outbound_conversation_call_runs_on_the_realtime_model_and_ends
         # The model is told the opening and asked for its first response.
         await h.openai.wait_for(lambda: bool(h.openai.connections))
         await h.openai.wait_for(lambda: bool(h.openai.connection.of_type("response.create")))
-        assert greeting_directive(OPENING) in _instructions(h.openai)
+        assert greeting_directive(OPENING) in instructions(h.openai)
         record = h.record(call_id)
         assert "initialMessage" not in record.metadata
         assert [e.text for e in record.transcript if e.speaker == "bot"] == []  # none written
@@ -217,7 +164,7 @@ async def test_an_outbound_conversation_call_runs_on_the_realtime_model_and_ends
         assert all(name.startswith("playout-") for name in phone.acknowledged)
         await h.until(h.response_idle)
         # The caller talks: audio to the model, the transcript into the record.
-        await phone.play(frames(_audio(10, 3)), frame_s=0.0)
+        await phone.play(frames(audio(10, 3)), frame_s=0.0)
         await h.openai.wait_for(lambda: len(h.openai.audio) > 0)
         await h.openai.user_says("Can we move it to Friday?")
         await h.until(
@@ -262,8 +209,8 @@ async def test_an_outbound_conversation_call_runs_on_the_realtime_model_and_ends
 async def test_an_inbound_allowlisted_call_gets_the_greeting_a_realtime_turn_and_first_audio(
     make_harness: Callable[..., Any],
 ) -> None:
-    greeting_audio = _audio(10, 4)
-    reply_audio = _audio(10, 5)
+    greeting_audio = audio(10, 4)
+    reply_audio = audio(10, 5)
     h: Harness = await make_harness(
         [
             ScriptedResponse(greeting_audio, "Hi friend, how can I help?"),
@@ -278,13 +225,13 @@ async def test_an_inbound_allowlisted_call_gets_the_greeting_a_realtime_turn_and
     try:
         await h.openai.wait_for(lambda: bool(h.openai.connections))
         await h.openai.wait_for(lambda: bool(h.openai.connection.of_type("response.create")))
-        assert greeting_directive(GREETING) in _instructions(h.openai)
+        assert greeting_directive(GREETING) in instructions(h.openai)
         record = h.runtime.find_by_provider_id(call.sid)
         assert record is not None and record.direction == "inbound"
         call_id = record.call_id
         await h.until(lambda: phone.played() == greeting_audio)
         await h.until(h.response_idle)
-        await phone.play(frames(_audio(5, 6)), frame_s=0.0)
+        await phone.play(frames(audio(5, 6)), frame_s=0.0)
         await h.openai.user_says("What's the weather?")
         await h.until(lambda: any(e.speaker == "user" for e in h.record(call_id).transcript))
         await h.gateway.call("voicecall.speak", {"callId": call_id, "message": "It is sunny."})
@@ -314,9 +261,9 @@ async def test_an_agent_consult_runs_the_agent_with_the_consult_prompt_and_answe
 ) -> None:
     h: Harness = await make_harness(
         [
-            ScriptedResponse(_audio(5, 7), "Hi friend, how can I help?"),
+            ScriptedResponse(audio(5, 7), "Hi friend, how can I help?"),
             ScriptedResponse(tool=("agent_consult", json.dumps({"question": "Weather today?"}))),
-            ScriptedResponse(_audio(5, 8), "It is sunny."),
+            ScriptedResponse(audio(5, 8), "It is sunny."),
         ]
     )
     assert h.gateway.webhook_url is not None
@@ -351,7 +298,7 @@ async def test_an_agent_consult_runs_the_agent_with_the_consult_prompt_and_answe
 async def test_speak_before_the_realtime_socket_is_admitted_fails_without_carrier_speech(
     make_harness: Callable[..., Any],
 ) -> None:
-    greeting_audio = _audio(5, 9)
+    greeting_audio = audio(5, 9)
     h: Harness = await make_harness([ScriptedResponse(greeting_audio, "Hello there.")])
     started = await h.gateway.call(
         "voicecall.initiate", {"to": CALLEE, "message": OPENING, "mode": "conversation"}
@@ -384,7 +331,7 @@ def _token(doc: StreamDoc) -> str:
 async def test_prewarm_opens_the_provider_session_when_the_twiml_is_served(
     make_harness: Callable[..., Any],
 ) -> None:
-    greeting_audio = _audio(8, 10)
+    greeting_audio = audio(8, 10)
     h: Harness = await make_harness([ScriptedResponse(greeting_audio, "Hello, it is me.")])
     started = await h.gateway.call(
         "voicecall.initiate", {"to": CALLEE, "message": OPENING, "mode": "conversation"}
@@ -402,7 +349,7 @@ async def test_prewarm_opens_the_provider_session_when_the_twiml_is_served(
     await h.until(lambda: prewarm.ready)
     assert call_id not in host.calls  # not admitted: the phone has not connected
     assert h.openai.connection.of_type("response.create") == []  # no greeting before `start`
-    assert greeting_directive(OPENING) in _instructions(h.openai)
+    assert greeting_directive(OPENING) in instructions(h.openai)
     phone = await h.phone(doc, sid)
     try:
         # Admission attaches the pre-warmed session: the greeting plays, on that one connection.
@@ -422,7 +369,7 @@ async def test_an_unused_token_releases_and_closes_the_prewarmed_session(
 ) -> None:
     now = [1000.0]
     h: Harness = await make_harness(
-        [ScriptedResponse(_audio(4, 11), "Hi.")], realtime_clock=lambda: now[0]
+        [ScriptedResponse(audio(4, 11), "Hi.")], realtime_clock=lambda: now[0]
     )
     started = await h.gateway.call(
         "voicecall.initiate", {"to": CALLEE, "message": OPENING, "mode": "conversation"}
@@ -459,7 +406,7 @@ async def test_an_unused_token_releases_and_closes_the_prewarmed_session(
 async def test_without_prewarm_the_session_opens_on_admission(
     make_harness: Callable[..., Any],
 ) -> None:
-    greeting_audio = _audio(6, 12)
+    greeting_audio = audio(6, 12)
     h: Harness = await make_harness([ScriptedResponse(greeting_audio, "Hello.")], prewarm=False)
     await h.gateway.call(
         "voicecall.initiate", {"to": CALLEE, "message": OPENING, "mode": "conversation"}
